@@ -23,7 +23,7 @@ def test_valid_durations(text: int | str, seconds: float) -> None:
     assert parse_duration(text) == seconds
 
 
-@pytest.mark.parametrize("text", ["", "2", "m", "2 m", "2x", "1h 30m", "abc", "2mm"][2:])
+@pytest.mark.parametrize("text", ["m", "2 m", "2x", "1h 30m", "abc", "2mm", ""])
 def test_invalid_durations_say_what_is_expected(text: str) -> None:
     with pytest.raises(ValueError, match="Go duration"):
         parse_duration(text)
