@@ -26,7 +26,7 @@ def parse_duration(value: int | float | str) -> float:
     if re.fullmatch(r"\d+", text):
         return float(text)
     sign = 1.0
-    if text[:1] in "+-":
+    if text[:1] in ("+", "-"):
         sign = -1.0 if text[0] == "-" else 1.0
         text = text[1:]
     if text == "0":
