@@ -1,0 +1,164 @@
+"""The typed actions a decision asks for; both platforms execute the same ones.
+
+Who makes them: `rollwise.core.decide`. Who executes them: the controller, through the
+platform's executors (ReplicaSets, pods, services, analysis runs) and the router, in the order
+given, before it writes the decided status. If an action fails the controller must not write the
+status: the next decision, made from the same status, asks for the action again. That is what
+lets the core emit one-off actions (events, header routes, analysis runs) only on transitions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Literal
+
+from rollwise.api import models as api
+
+EventType = Literal["Normal", "Warning"]
+
+
+@dataclass(frozen=True, slots=True)
+class CreateReplicaSet:
+    """Create ReplicaSet `name` (`<rollout>-<hash>`) running `template` (hash label already in)."""
+
+    name: str
+    pod_template_hash: str
+    revision: int
+    template: Mapping[str, Any] = field(repr=False)
+    replicas: int
+
+
+@dataclass(frozen=True, slots=True)
+class ScaleReplicaSet:
+    """Set spec.replicas of `name`; also set (datetime) or remove (None) its scale-down-deadline."""
+
+    name: str
+    replicas: int
+    scale_down_deadline: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SetReplicaSetRevision:
+    """Rewrite the revision annotation of `name` (a rollback makes an old ReplicaSet the newest)."""
+
+    name: str
+    revision: int
+
+
+@dataclass(frozen=True, slots=True)
+class DeleteReplicaSet:
+    """Delete an old, scaled-down ReplicaSet beyond `revisionHistoryLimit`."""
+
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class RestartPods:
+    """Restart (evict) the pods of these ReplicaSets created before `before`.
+
+    At most `max_unavailable` at a time, each replacement ready before the next goes.
+    """
+
+    replica_sets: tuple[str, ...]
+    before: datetime
+    max_unavailable: int = 1
+
+
+@dataclass(frozen=True, slots=True)
+class SetWeight:
+    """Send `weight` (of maxTrafficWeight) of the traffic to the canary, the rest to stable."""
+
+    weight: int
+    canary_hash: str
+    stable_hash: str
+
+
+@dataclass(frozen=True, slots=True)
+class VerifyWeight:
+    """Ask the router whether `weight` is in force; the answer comes back as
+    `Observed.weight_verified` (True / False / None = cannot verify)."""
+
+    weight: int
+
+
+@dataclass(frozen=True, slots=True)
+class SetHeaderRoute:
+    """Add (or, without `match`, remove) the managed header route of a `setHeaderRoute` step."""
+
+    route: api.SetHeaderRoute
+
+
+@dataclass(frozen=True, slots=True)
+class SetMirrorRoute:
+    """Add (or, without `match`, remove) the managed mirror route of a `setMirrorRoute` step."""
+
+    route: api.SetMirrorRoute
+
+
+@dataclass(frozen=True, slots=True)
+class RemoveManagedRoutes:
+    """Remove every header/mirror route this rollout added (completion, abort, no canary pods)."""
+
+
+@dataclass(frozen=True, slots=True)
+class SwitchServiceSelector:
+    """Point `service`'s selector at pods with `rollouts-pod-template-hash: pod_template_hash`."""
+
+    service: str
+    pod_template_hash: str
+
+
+@dataclass(frozen=True, slots=True)
+class CreateAnalysisRun:
+    """Create AnalysisRun `name` from `analysis` (templates, args, dryRun...).
+
+    Args with `valueFrom.podTemplateHashValue` are already resolved into values; `fieldRef` and
+    `secretKeyRef` args are left for the executor, which has the Rollout and the secrets.
+    `labels` are the ones Argo puts on runs (`rollout-type`, `step-index`, pod hash) plus the
+    step's analysisRunMetadata; `annotations` carry the revision.
+    """
+
+    name: str
+    kind: Literal["Step", "Background"]
+    step_index: int | None
+    analysis: api.RolloutAnalysis = field(repr=False)
+    pod_template_hash: str
+    revision: int
+    labels: Mapping[str, str] = field(default_factory=dict)
+    annotations: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class TerminateAnalysisRun:
+    """Set spec.terminate on a run that is no longer current (it then ends Successful)."""
+
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class EmitEvent:
+    """Record an event on the Rollout (Argo's reasons: notifications key on them)."""
+
+    type: EventType
+    reason: str
+    message: str
+
+
+Action = (
+    CreateReplicaSet
+    | ScaleReplicaSet
+    | SetReplicaSetRevision
+    | DeleteReplicaSet
+    | RestartPods
+    | SetWeight
+    | VerifyWeight
+    | SetHeaderRoute
+    | SetMirrorRoute
+    | RemoveManagedRoutes
+    | SwitchServiceSelector
+    | CreateAnalysisRun
+    | TerminateAnalysisRun
+    | EmitEvent
+)

@@ -1,0 +1,21 @@
+"""What one call of the core decides for one Rollout: its new status and the actions to take.
+
+Who makes it: `rollwise.core.decide`. Who consumes it: the controller, which executes the
+actions in order, then writes `status` (skipping the write when it equals the stored status),
+then requeues the Rollout after `requeue_after` seconds if that is not None (a pause or a
+scale-down deadline expiring, a weight to verify again).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from rollwise.api.models import RolloutStatus
+from rollwise.core.actions import Action
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    status: RolloutStatus
+    actions: tuple[Action, ...] = ()
+    requeue_after: float | None = None
