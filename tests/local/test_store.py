@@ -319,10 +319,15 @@ def test_events_aggregate_repeats(store: SqliteStore) -> None:
 
 def test_a_failed_transaction_leaves_nothing(store: SqliteStore) -> None:
     revision = store.revision()
-    with pytest.raises(RuntimeError), store.transaction():
-        store.create(rollout("a"))
-        store.create(rollout("b"))
-        raise RuntimeError("boom")
+
+    def create_two_then_fail() -> None:
+        with store.transaction():
+            store.create(rollout("a"))
+            store.create(rollout("b"))
+            raise RuntimeError("boom")
+
+    with pytest.raises(RuntimeError):
+        create_two_then_fail()
     assert store.list("Rollout") == []
     assert store.revision() == revision
     with store.transaction():

@@ -30,7 +30,8 @@ while True:
     n += 1
     with store.transaction():
         store.patch("Counter", "a", merge={"spec": {"n": n}})
-        new = store.create({"kind": "Scratch", "metadata": {"generateName": "s-"}, "spec": {"n": n}})
+        scratch = {"kind": "Scratch", "metadata": {"generateName": "s-"}, "spec": {"n": n}}
+        new = store.create(scratch)
         for old in store.list("Scratch"):
             if old["metadata"]["name"] != new["metadata"]["name"]:
                 store.delete("Scratch", old["metadata"]["name"])
