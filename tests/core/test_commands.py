@@ -56,31 +56,31 @@ INCONCLUSIVE = [{"reason": "InconclusiveAnalysisRun", "startTime": "2026-11-26T0
             "paused at a pause step: clear the pause conditions only",
             rollout(status={"currentStepIndex": 1, "pauseConditions": PAUSED_AT_STEP}),
             {},
-            {"status": {"pauseConditions": None}},
+            {"pauseConditions": None},
         ),
         (
             "running a step analysis: move to the next step",
             rollout(status={"currentStepIndex": 2}),
             {},
-            {"status": {"pauseConditions": None, "currentStepIndex": 3}},
+            {"pauseConditions": None, "currentStepIndex": 3},
         ),
         (
             "no index yet counts as step 0",
             rollout(status={}),
             {},
-            {"status": {"pauseConditions": None, "currentStepIndex": 1}},
+            {"pauseConditions": None, "currentStepIndex": 1},
         ),
         (
             "past the last step: the index does not move",
             rollout(status={"currentStepIndex": 4}),
             {},
-            {"status": {"pauseConditions": None, "currentStepIndex": 4}},
+            {"pauseConditions": None, "currentStepIndex": 4},
         ),
         (
             "manually paused with no pause condition: unpause and (like Argo) move on",
             rollout(spec={"paused": True}, status={"currentStepIndex": 1}),
             {"spec": {"paused": False}},
-            {"status": {"pauseConditions": None, "currentStepIndex": 2}},
+            {"pauseConditions": None, "currentStepIndex": 2},
         ),
         (
             "manually paused at a pause step: unpause and clear conditions",
@@ -89,7 +89,7 @@ INCONCLUSIVE = [{"reason": "InconclusiveAnalysisRun", "startTime": "2026-11-26T0
                 status={"currentStepIndex": 1, "pauseConditions": PAUSED_AT_STEP},
             ),
             {"spec": {"paused": False}},
-            {"status": {"pauseConditions": None}},
+            {"pauseConditions": None},
         ),
         (
             "inconclusive step analysis: clear controllerPause and skip the step",
@@ -104,7 +104,7 @@ INCONCLUSIVE = [{"reason": "InconclusiveAnalysisRun", "startTime": "2026-11-26T0
                 }
             ),
             {},
-            {"status": {"pauseConditions": None, "controllerPause": False, "currentStepIndex": 3}},
+            {"pauseConditions": None, "controllerPause": False, "currentStepIndex": 3},
         ),
         (
             "canary without steps: nothing to advance",
@@ -119,7 +119,7 @@ INCONCLUSIVE = [{"reason": "InconclusiveAnalysisRun", "startTime": "2026-11-26T0
                 status={"pauseConditions": [{"reason": "BlueGreenPause", "startTime": "x"}]},
             ),
             {},
-            {"status": {"pauseConditions": None}},
+            {"pauseConditions": None},
         ),
     ],
 )
@@ -130,7 +130,7 @@ def test_promote(
     expected_status: dict[str, Any],
 ) -> None:
     patches = promote_patch(ro, full=False)
-    assert (patches.spec, patches.status) == (expected_spec, expected_status), case
+    assert (patches.object_patch, patches.status_patch) == (expected_spec, expected_status), case
 
 
 def test_full_promote_sets_promote_full_and_unpauses() -> None:
@@ -144,8 +144,8 @@ def test_full_promote_sets_promote_full_and_unpauses() -> None:
         },
     )
     patches = promote_patch(ro, full=True)
-    assert patches.spec == {"spec": {"paused": False}}
-    assert patches.status == {"status": {"promoteFull": True, "pauseConditions": None}}
+    assert patches.object_patch == {"spec": {"paused": False}}
+    assert patches.status_patch == {"promoteFull": True, "pauseConditions": None}
 
 
 def test_full_promote_of_a_stable_rollout_writes_nothing_and_says_why() -> None:
@@ -157,9 +157,9 @@ def test_full_promote_of_a_stable_rollout_writes_nothing_and_says_why() -> None:
 @pytest.mark.parametrize(
     ("command", "expected"),
     [
-        (abort_patch, Patches(status={"status": {"abort": True}})),
-        (retry_patch, Patches(status={"status": {"abort": False}})),
-        (pause_patch, Patches(spec={"spec": {"paused": True}})),
+        (abort_patch, Patches(status_patch={"abort": True})),
+        (retry_patch, Patches(status_patch={"abort": False})),
+        (pause_patch, Patches(object_patch={"spec": {"paused": True}})),
     ],
 )
 def test_abort_retry_pause(command: Any, expected: Patches) -> None:
@@ -172,7 +172,9 @@ def test_abort_retry_pause(command: Any, expected: Patches) -> None:
 )
 def test_restart_sets_restart_at(delay: timedelta, restart_at: str) -> None:
     now = datetime(2026, 11, 26, 1, 50, tzinfo=UTC)
-    assert restart_patch(rollout(), now, delay=delay).spec == {"spec": {"restartAt": restart_at}}
+    assert restart_patch(rollout(), now, delay=delay).object_patch == {
+        "spec": {"restartAt": restart_at}
+    }
 
 
 def with_containers() -> dict[str, Any]:
@@ -191,7 +193,7 @@ def with_containers() -> dict[str, Any]:
 
 def test_set_image_rewrites_the_whole_container_list_with_one_image_changed() -> None:
     patches = set_image_patch(with_containers(), "myapp", "argoproj/rollouts-demo:yellow")
-    assert patches.spec == {
+    assert patches.object_patch == {
         "spec": {
             "template": {
                 "spec": {
@@ -207,19 +209,19 @@ def test_set_image_rewrites_the_whole_container_list_with_one_image_changed() ->
             }
         }
     }
-    assert patches.status == {}
+    assert patches.status_patch == {}
 
 
 def test_set_image_star_changes_every_container_list() -> None:
     patches = set_image_patch(with_containers(), "*", "img:2")
-    changed = patches.spec["spec"]["template"]["spec"]
+    changed = patches.object_patch["spec"]["template"]["spec"]
     assert [c["image"] for c in changed["containers"]] == ["img:2", "img:2"]
     assert [c["image"] for c in changed["initContainers"]] == ["img:2"]
 
 
 def test_set_image_of_an_init_container() -> None:
     patches = set_image_patch(with_containers(), "init", "busybox:2")
-    assert patches.spec == {
+    assert patches.object_patch == {
         "spec": {"template": {"spec": {"initContainers": [{"name": "init", "image": "busybox:2"}]}}}
     }
 
@@ -297,8 +299,8 @@ def test_undo_restores_the_template_of_a_revision_without_the_hash_label(
 ) -> None:
     ro = rollout(spec={"template": template_of("red", team="a")})
     patches = undo_patch(ro, HISTORY, to_revision)
-    assert patches.status == {}
-    restored = merge_apply(ro, patches.spec)["spec"]["template"]
+    assert patches.status_patch == {}
+    restored = merge_apply(ro, patches.object_patch)["spec"]["template"]
     assert restored == template_of(image, **labels)
 
 

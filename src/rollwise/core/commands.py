@@ -2,13 +2,14 @@
 
 Who calls it: the CLI (`rollwise promote|abort|retry|pause|restart|set image|undo`) and the
 dashboard. They read the rollout (and, for undo, its ReplicaSets), ask this module for the
-patches, and write them with the store's merge patch: `Patches.spec` against the object,
-`Patches.status` against the status subresource. Nothing here reads a clock or a store; the
+patches, and write them with the store's merge patch: `object_patch` against the object,
+`status_patch` against the status subresource. Nothing here reads a clock or a store; the
 functions return the same patches `kubectl argo rollouts` sends (reference section 5.1), so
 either tool can drive either mode and the controller only has to watch the same fields.
 
-Patches are RFC 7386 merge patches in full object shape (`{"spec": {...}}`,
-`{"status": {...}}`); a `None` value deletes the field.
+Patches are RFC 7386 merge patches (a `None` value deletes the field): `object_patch` in full
+object shape (`{"spec": {"paused": false}}`), `status_patch` of the status subresource
+(`{"abort": true}`), as `SqliteStore.patch(..., merge=..., status=True)` takes it.
 """
 
 from __future__ import annotations
@@ -33,17 +34,17 @@ CONTAINER_LISTS = ("initContainers", "containers", "ephemeralContainers")
 class Patches:
     """The writes of one command; an empty patch means "write nothing".
 
-    `spec` is a merge patch of the object (spec and metadata), `status` one of the status
-    subresource. `note` explains a command that, on purpose, writes nothing.
+    `object_patch` is a merge patch of the object (spec and metadata), `status_patch` one of
+    its status. `note` explains a command that, on purpose, writes nothing.
     """
 
-    spec: Mapping[str, Any] = field(default_factory=dict)
-    status: Mapping[str, Any] = field(default_factory=dict)
+    object_patch: Mapping[str, Any] = field(default_factory=dict)
+    status_patch: Mapping[str, Any] = field(default_factory=dict)
     note: str | None = None
 
     @property
     def empty(self) -> bool:
-        return not self.spec and not self.status
+        return not self.object_patch and not self.status_patch
 
 
 def _spec(rollout: Mapping[str, Any]) -> Mapping[str, Any]:
@@ -97,61 +98,58 @@ def promote_patch(rollout: Mapping[str, Any], *, full: bool) -> Patches:
     if full:
         if status.get("currentPodHash") == status.get("stableRS"):
             return Patches(
-                spec=spec_patch, note=f"rollout '{_name(rollout)}' is already fully promoted"
+                object_patch=spec_patch,
+                note=f"rollout '{_name(rollout)}' is already fully promoted",
             )
         status_fields: RawObject = {"promoteFull": True}
         if pause_conditions:
             status_fields["pauseConditions"] = None
-        return Patches(spec=spec_patch, status={"status": status_fields})
+        return Patches(object_patch=spec_patch, status_patch=status_fields)
 
     steps = _canary_steps(rollout)
     if _step_analysis_inconclusive(rollout) and pause_conditions and status.get("controllerPause"):
         assert steps is not None  # an inconclusive step analysis implies a canary
         return Patches(
-            spec=spec_patch,
-            status={
-                "status": {
-                    "pauseConditions": None,
-                    "controllerPause": False,
-                    "currentStepIndex": _next_step_index(rollout, steps),
-                }
+            object_patch=spec_patch,
+            status_patch={
+                "pauseConditions": None,
+                "controllerPause": False,
+                "currentStepIndex": _next_step_index(rollout, steps),
             },
         )
     if pause_conditions:
-        return Patches(spec=spec_patch, status={"status": {"pauseConditions": None}})
+        return Patches(object_patch=spec_patch, status_patch={"pauseConditions": None})
     if steps:
         return Patches(
-            spec=spec_patch,
-            status={
-                "status": {
-                    "pauseConditions": None,
-                    "currentStepIndex": _next_step_index(rollout, steps),
-                }
+            object_patch=spec_patch,
+            status_patch={
+                "pauseConditions": None,
+                "currentStepIndex": _next_step_index(rollout, steps),
             },
         )
-    return Patches(spec=spec_patch)
+    return Patches(object_patch=spec_patch)
 
 
 def abort_patch(rollout: Mapping[str, Any]) -> Patches:
     """`abort`: the controller sends traffic back to stable and marks the rollout Degraded."""
-    return Patches(status={"status": {"abort": True}})
+    return Patches(status_patch={"abort": True})
 
 
 def retry_patch(rollout: Mapping[str, Any]) -> Patches:
     """`retry rollout`: clear the abort, so the steps start again from the first."""
-    return Patches(status={"status": {"abort": False}})
+    return Patches(status_patch={"abort": False})
 
 
 def pause_patch(rollout: Mapping[str, Any]) -> Patches:
     """`pause`: a manual pause, lifted only by `promote`."""
-    return Patches(spec={"spec": {"paused": True}})
+    return Patches(object_patch={"spec": {"paused": True}})
 
 
 def restart_patch(
     rollout: Mapping[str, Any], now: datetime, *, delay: timedelta = timedelta(0)
 ) -> Patches:
     """`restart [--in D]`: pods older than `spec.restartAt` are replaced, one at a time."""
-    return Patches(spec={"spec": {"restartAt": format_time(now + delay)}})
+    return Patches(object_patch={"spec": {"restartAt": format_time(now + delay)}})
 
 
 def container_names(template: Mapping[str, Any]) -> list[str]:
@@ -191,7 +189,7 @@ def set_image_patch(rollout: Mapping[str, Any], container: str, image: str) -> P
         )
     if not changed:
         return Patches(note=f"rollout '{_name(rollout)}' already runs {image}")
-    return Patches(spec={"spec": {"template": {"spec": changed}}})
+    return Patches(object_patch={"spec": {"template": {"spec": changed}}})
 
 
 def revision_of(replica_set: Mapping[str, Any]) -> int | None:
@@ -274,4 +272,4 @@ def undo_patch(
         return Patches(
             note=f"skipped rollback (current template already matches revision {revision})"
         )
-    return Patches(spec={"spec": {"template": replacement_patch(current, target)}})
+    return Patches(object_patch={"spec": {"template": replacement_patch(current, target)}})
