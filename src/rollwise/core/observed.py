@@ -70,6 +70,8 @@ class AnalysisRunView:
     revision: int | None = None
     message: str = ""
     created_at: datetime | None = None
+    terminate_requested: bool = False
+    """spec.terminate is already set: asking again would change nothing."""
 
     @property
     def completed(self) -> bool:
@@ -146,6 +148,7 @@ def analysis_run_view_from_raw(raw: Mapping[str, Any]) -> AnalysisRunView:
         revision=None if revision is None else _int(revision),
         message=str(status.get("message") or ""),
         created_at=parse_time_or_none(metadata.get("creationTimestamp")),
+        terminate_requested=bool((raw.get("spec") or {}).get("terminate")),
     )
 
 

@@ -1,0 +1,377 @@
+"""Which AnalysisRuns a canary needs, and what their phases mean for it (reference 2.11).
+
+Who calls it: the canary engine, once per decision. The rollout and the analysis engine talk
+only through AnalysisRun objects: this module asks for runs to be created or terminated and
+reads back `status.phase`; measuring is the analysis controller's business.
+
+A run is *current* when the Rollout's status names it (`status.canary.current*AnalysisRunStatus`);
+every other run that is still going is terminated. Successful lets an analysis step complete,
+Inconclusive pauses the rollout (`InconclusiveAnalysisRun`), Failed or Error aborts it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from rollwise.api import models as api
+from rollwise.core.actions import Action, CreateAnalysisRun, EmitEvent, TerminateAnalysisRun
+from rollwise.core.hashing import HASH_LABEL
+from rollwise.core.observed import (
+    REVISION_ANNOTATION,
+    ROLLOUT_TYPE_LABEL,
+    STEP_INDEX_LABEL,
+    AnalysisKind,
+    AnalysisRunView,
+)
+
+INCONCLUSIVE_PAUSE = "InconclusiveAnalysisRun"
+RawRunStatus = dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class RunsContext:
+    """What the run bookkeeping needs to know about the rollout at this decision."""
+
+    rollout_name: str
+    pod_hash: str
+    stable_hash: str
+    revision: int
+    step_index: int | None
+    step_analysis: api.RolloutAnalysis | None
+    """The analysis of the current step, None when the current step is not an analysis."""
+    background: api.RolloutAnalysisBackground | None
+    selector_labels: Mapping[str, str]
+    skip_all: bool
+    """Aborted, promoting fully, initial deploy, or rolling back into a scale-down delay."""
+    fully_promoted: bool
+    paused: bool
+    """Pause conditions present: step runs are left as they are."""
+    inconclusive_paused: bool
+    controller_pause: bool
+    """status.controllerPause as it was read (a resumed inconclusive run gets a fresh run)."""
+    was_aborted: bool
+    """status.abortedAt was set when read: a retry needs fresh runs."""
+    runs: Sequence[AnalysisRunView]
+    step_run_status: Mapping[str, Any] | None
+    background_run_status: Mapping[str, Any] | None
+
+
+@dataclass(slots=True)
+class RunsOutcome:
+    actions: list[Action] = field(default_factory=list)
+    step_run_status: RawRunStatus | None = None
+    background_run_status: RawRunStatus | None = None
+    pause: bool = False
+    abort_message: str | None = None
+
+
+def _by_name(runs: Sequence[AnalysisRunView], name: str | None) -> AnalysisRunView | None:
+    if not name:
+        return None
+    for run in runs:
+        if run.name == name:
+            return run
+    return None
+
+
+def run_status(run: AnalysisRunView) -> RawRunStatus:
+    """The `{name, status, message}` the Rollout mirrors for a current run."""
+    raw: RawRunStatus = {"name": run.name, "status": run.phase}
+    if run.message:
+        raw["message"] = run.message
+    return raw
+
+
+def _terminate(run: AnalysisRunView | None, outcome: RunsOutcome) -> None:
+    if run is not None and not run.completed and not run.terminate_requested:
+        outcome.actions.append(TerminateAnalysisRun(run.name))
+
+
+def free_run_name(base: str, runs: Sequence[AnalysisRunView]) -> str:
+    """`base`, or `base.N` for the first N not taken (Argo's collision counter)."""
+    taken = {run.name for run in runs}
+    if base not in taken:
+        return base
+    n = 1
+    while f"{base}.{n}" in taken:
+        n += 1
+    return f"{base}.{n}"
+
+
+def resolve_args(
+    args: Sequence[api.Argument] | None, *, stable_hash: str, latest_hash: str
+) -> list[api.Argument] | None:
+    """Args with `valueFrom.podTemplateHashValue` replaced by the hash it names."""
+    if args is None:
+        return None
+    resolved: list[api.Argument] = []
+    for arg in args:
+        source = arg.value_from.pod_template_hash_value if arg.value_from else None
+        if source == "Stable":
+            resolved.append(api.Argument(name=arg.name, value=stable_hash))
+        elif source == "Latest":
+            resolved.append(api.Argument(name=arg.name, value=latest_hash))
+        else:
+            resolved.append(arg)
+    return resolved
+
+
+def _create(
+    ctx: RunsContext,
+    analysis: api.RolloutAnalysis,
+    *,
+    kind: AnalysisKind,
+    name: str | None = None,
+) -> CreateAnalysisRun:
+    step_index = ctx.step_index if kind == "Step" else None
+    base = f"{ctx.rollout_name}-{ctx.pod_hash}-{ctx.revision}"
+    if step_index is not None:
+        base = f"{base}-{step_index}"
+    labels: dict[str, str] = {ROLLOUT_TYPE_LABEL: kind, HASH_LABEL: ctx.pod_hash}
+    if step_index is not None:
+        labels[STEP_INDEX_LABEL] = str(step_index)
+    annotations = {REVISION_ANNOTATION: str(ctx.revision)}
+    metadata = analysis.analysis_run_metadata
+    if metadata is not None:
+        labels.update(metadata.labels or {})
+        annotations.update(metadata.annotations or {})
+    labels.update(ctx.selector_labels)
+    args = resolve_args(analysis.args, stable_hash=ctx.stable_hash, latest_hash=ctx.pod_hash)
+    if args is not None and args != analysis.args:
+        analysis = analysis.copy_with(args=args)
+    return CreateAnalysisRun(
+        name=name or free_run_name(base, ctx.runs),
+        kind=kind,
+        step_index=step_index,
+        analysis=analysis,
+        pod_template_hash=ctx.pod_hash,
+        revision=ctx.revision,
+        labels=labels,
+        annotations=annotations,
+    )
+
+
+def _needs_new_run(ctx: RunsContext, current: AnalysisRunView | None) -> bool:
+    if current is None:
+        return True
+    if ctx.controller_pause:
+        # Resumed after an Inconclusive pause: measure again rather than reuse the verdict.
+        return current.phase == "Inconclusive"
+    return ctx.was_aborted
+
+
+def _judge(run: AnalysisRunView, outcome: RunsOutcome) -> None:
+    if run.phase == "Inconclusive":
+        outcome.pause = True
+    elif run.phase in ("Failed", "Error") and outcome.abort_message is None:
+        outcome.abort_message = run.message
+
+
+def _status_event(
+    kind: str, previous: Mapping[str, Any] | None, run: AnalysisRunView | None
+) -> EmitEvent | None:
+    """Argo's `AnalysisRun<Phase>` event when a current run changes phase (notifications)."""
+    if run is None or not run.phase:
+        return None
+    if previous is not None and (
+        previous.get("name") != run.name or previous.get("status") == run.phase
+    ):
+        return None
+    before = "NoPreviousStatus" if previous is None else str(previous.get("status", ""))
+    warning = run.phase in ("Failed", "Error")
+    return EmitEvent(
+        type="Warning" if warning else "Normal",
+        reason=f"AnalysisRun{run.phase}",
+        message=f"{kind} Analysis Run '{run.name}' Status New: '{run.phase}' Previous: '{before}'",
+    )
+
+
+def _reconcile_step_run(
+    ctx: RunsContext, outcome: RunsOutcome
+) -> tuple[AnalysisRunView | None, str | None]:
+    """The current step run (or the name of one being created)."""
+    named = (ctx.step_run_status or {}).get("name")
+    current = _by_name(ctx.runs, named)
+    if ctx.paused:
+        return current, None if current else named
+    if ctx.step_analysis is None:
+        _terminate(current, outcome)
+        return None, None
+    if current is None and named:
+        # Asked for in an earlier decision, not seen yet: ask again (creating is idempotent).
+        outcome.actions.append(_create(ctx, ctx.step_analysis, kind="Step", name=named))
+        return None, named
+    if _needs_new_run(ctx, current):
+        create = _create(ctx, ctx.step_analysis, kind="Step")
+        outcome.actions.append(create)
+        return None, create.name
+    assert current is not None
+    _judge(current, outcome)
+    return current, None
+
+
+def _reconcile_background_run(
+    ctx: RunsContext, outcome: RunsOutcome
+) -> tuple[AnalysisRunView | None, str | None]:
+    named = (ctx.background_run_status or {}).get("name")
+    current = _by_name(ctx.runs, named)
+    background = ctx.background
+    if background is None:
+        _terminate(current, outcome)
+        return None, None
+    starting = background.starting_step
+    before_start = starting is not None and ctx.step_index is not None and ctx.step_index < starting
+    if ctx.fully_promoted or not ctx.stable_hash or before_start:
+        return None, None
+    if ctx.inconclusive_paused:
+        return current, None if current else named
+    if current is None and named:
+        outcome.actions.append(_create(ctx, background, kind="Background", name=named))
+        return None, named
+    if _needs_new_run(ctx, current):
+        create = _create(ctx, background, kind="Background")
+        outcome.actions.append(create)
+        return None, create.name
+    assert current is not None
+    _judge(current, outcome)
+    return current, None
+
+
+def reconcile_runs(ctx: RunsContext) -> RunsOutcome:
+    """Runs to create or terminate, the statuses to mirror, and whether to pause or abort."""
+    outcome = RunsOutcome()
+    if ctx.skip_all:
+        step_run = _by_name(ctx.runs, (ctx.step_run_status or {}).get("name"))
+        background_run = _by_name(ctx.runs, (ctx.background_run_status or {}).get("name"))
+        for run in ctx.runs:
+            _terminate(run, outcome)
+        outcome.step_run_status = run_status(step_run) if step_run else None
+        outcome.background_run_status = run_status(background_run) if background_run else None
+        return outcome
+
+    step_run, step_pending = _reconcile_step_run(ctx, outcome)
+    background_run, background_pending = _reconcile_background_run(ctx, outcome)
+
+    current_names = {
+        name
+        for name in (
+            step_run.name if step_run else step_pending,
+            background_run.name if background_run else background_pending,
+        )
+        if name
+    }
+    for run in ctx.runs:
+        if run.name not in current_names:
+            _terminate(run, outcome)
+
+    for kind, previous, current in (
+        ("Step", ctx.step_run_status, step_run),
+        ("Background", ctx.background_run_status, background_run),
+    ):
+        event = _status_event(kind, previous, current)
+        if event is not None:
+            outcome.actions.append(event)
+
+    if step_run is not None:
+        outcome.step_run_status = run_status(step_run)
+    elif step_pending:
+        outcome.step_run_status = {"name": step_pending, "status": ""}
+    if background_run is not None:
+        outcome.background_run_status = run_status(background_run)
+    elif background_pending:
+        outcome.background_run_status = {"name": background_pending, "status": ""}
+    return outcome
+
+
+# --- the AnalysisRun object an executor creates (shared by both platforms) -------------------
+
+
+def owner_reference(rollout_raw: Mapping[str, Any]) -> dict[str, Any]:
+    """The controller ownerReference that ties an object to its Rollout."""
+    metadata = rollout_raw.get("metadata") or {}
+    reference: dict[str, Any] = {
+        "apiVersion": rollout_raw.get("apiVersion") or api.API_VERSION,
+        "kind": "Rollout",
+        "name": metadata.get("name", ""),
+        "controller": True,
+        "blockOwnerDeletion": True,
+    }
+    if metadata.get("uid"):
+        reference["uid"] = metadata["uid"]
+    return reference
+
+
+def _merge_named(
+    first: Sequence[Mapping[str, Any]], second: Sequence[Mapping[str, Any]], key: str
+) -> list[dict[str, Any]]:
+    merged: dict[str, dict[str, Any]] = {}
+    for item in (*first, *second):
+        merged.setdefault(str(item.get(key, "")), dict(item))
+    return list(merged.values())
+
+
+def _merge_args(
+    template_args: Sequence[Mapping[str, Any]], given: Sequence[Mapping[str, Any]]
+) -> list[dict[str, Any]]:
+    """Template args with the caller's values filled in (Argo's MergeArgs); a caller arg the
+    templates do not declare is kept too, so nothing the user wrote is silently dropped."""
+    given_by_name = {str(arg.get("name")): dict(arg) for arg in given}
+    merged: list[dict[str, Any]] = []
+    for arg in template_args:
+        name = str(arg.get("name"))
+        incoming = given_by_name.pop(name, None)
+        if incoming is not None and ("value" in incoming or "valueFrom" in incoming):
+            merged.append(incoming)
+        else:
+            merged.append(dict(arg))
+    merged.extend(given_by_name.values())
+    return merged
+
+
+def analysis_run_object(
+    action: CreateAnalysisRun,
+    *,
+    rollout: Mapping[str, Any],
+    templates: Sequence[Mapping[str, Any]],
+) -> dict[str, Any]:
+    """The raw AnalysisRun for `action`, flattened from the (Cluster)AnalysisTemplates it names
+    (Argo's NewAnalysisRunFromTemplates): metrics and args of all templates, the caller's args
+    filled in, dryRun/measurementRetention merged, owned by the Rollout."""
+    metrics: list[dict[str, Any]] = []
+    template_args: list[dict[str, Any]] = []
+    dry_run: list[dict[str, Any]] = []
+    retention: list[dict[str, Any]] = []
+    for template in templates:
+        template_spec = template.get("spec") or {}
+        metrics = _merge_named(metrics, template_spec.get("metrics") or (), "name")
+        template_args = _merge_named(template_args, template_spec.get("args") or (), "name")
+        dry_run = _merge_named(dry_run, template_spec.get("dryRun") or (), "metricName")
+        retention = _merge_named(
+            retention, template_spec.get("measurementRetention") or (), "metricName"
+        )
+    analysis = action.analysis.to_raw()
+    args = _merge_args(template_args, analysis.get("args") or ())
+    dry_run = _merge_named(analysis.get("dryRun") or (), dry_run, "metricName")
+    retention = _merge_named(analysis.get("measurementRetention") or (), retention, "metricName")
+    metadata = rollout.get("metadata") or {}
+    spec: dict[str, Any] = {"metrics": metrics}
+    if args:
+        spec["args"] = args
+    if dry_run:
+        spec["dryRun"] = dry_run
+    if retention:
+        spec["measurementRetention"] = retention
+    return {
+        "apiVersion": api.API_VERSION,
+        "kind": "AnalysisRun",
+        "metadata": {
+            "name": action.name,
+            "namespace": metadata.get("namespace") or "default",
+            "labels": dict(action.labels),
+            "annotations": dict(action.annotations),
+            "ownerReferences": [owner_reference(rollout)],
+        },
+        "spec": spec,
+    }
