@@ -1,15 +1,19 @@
-"""The clock the local platform is handed, and RFC3339 time strings.
+"""The clock the local platform is handed, and the RFC3339 time strings it writes.
 
-Who uses this: `store` stamps `creationTimestamp` with it and `pods` schedules back-off and
-availability with it. The controller owns the real clock and passes it in; tests pass a clock
-they move by hand. Nothing in the local platform reads the time any other way (except real
-process grace periods while shutting down, which measure the real world, not the domain).
+Who uses this: `store` stamps `creationTimestamp` with it and `pods` schedules back-off,
+grace periods and availability with it. The controller owns the real clock and passes it in;
+tests pass a clock they move by hand. Nothing in the local platform reads the time any other
+way, except `pods.PodSupervisor.shutdown`, which waits for real processes in real seconds.
 """
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 from typing import Protocol
+
+from rollwise.core.timestamps import format_time, parse_time
+
+__all__ = ["Clock", "SystemClock", "format_time", "parse_time"]
 
 
 class Clock(Protocol):
@@ -23,18 +27,3 @@ class SystemClock:
 
     def now(self) -> datetime:
         return datetime.now(UTC)
-
-
-def format_time(at: datetime) -> str:
-    """RFC3339 in UTC with a `Z` and whole seconds, as Kubernetes writes timestamps."""
-    if at.tzinfo is None:
-        raise ValueError(f"naive datetime {at!r}: rollwise times are timezone-aware")
-    return at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def parse_time(text: str) -> datetime:
-    """The inverse of `format_time`; also accepts fractional seconds and numeric offsets."""
-    value = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=UTC)
-    return value
