@@ -1,0 +1,210 @@
+"""`rollwise`: the command line, mirroring `kubectl argo rollouts`.
+
+Where this sits: the console script `rollwise = rollwise.cli.main:run`. It parses the global
+options (`--home`, `--namespace`, `--context`), registers the verbs of `view` (reads) and
+`manage` (writes), and is the one place where a `RollwiseError` becomes one line on stderr and
+exit code 1, never a traceback.
+
+Startup time is a budget (150 ms for `rollwise --help` and `rollwise get rollout`): this module
+imports typer and the small CLI modules only. The controller, the demo, the models, the core
+and yaml are imported inside the commands that use them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from rollwise import __version__
+from rollwise.api.errors import RollwiseError, UserError
+from rollwise.cli import manage, view
+from rollwise.cli.plain_params import PlainCommand, PlainGroup, use_plain_conversion
+from rollwise.cli.state import CONTEXTS, Settings
+
+_HELP_ORDER = (
+    "apply",
+    "get",
+    "list",
+    "status",
+    "set",
+    "promote",
+    "abort",
+    "retry",
+    "undo",
+    "pause",
+    "restart",
+    "lint",
+    "controller",
+    "demo",
+    "version",
+)
+
+
+class _Commands(PlainGroup):
+    """The root group: turns every rollwise error into `Error: <message>` and exit code 1."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        use_plain_conversion(self)
+
+    def list_commands(self, ctx: Any) -> list[str]:
+        # the order a person meets them in, not the order they were registered in
+        known = [name for name in _HELP_ORDER if name in self.commands]
+        return known + [name for name in self.commands if name not in known]
+
+    def invoke(self, ctx: Any) -> Any:
+        try:
+            return super().invoke(ctx)
+        except RollwiseError as error:
+            typer.echo(f"Error: {error}", err=True)
+            raise typer.Exit(1) from None
+
+
+def _typer(help_text: str, cls: type[PlainGroup] = PlainGroup) -> typer.Typer:
+    return typer.Typer(
+        help=help_text,
+        cls=cls,
+        no_args_is_help=True,
+        add_completion=False,
+        pretty_exceptions_enable=False,
+        # rich help would cost ~50 ms of imports on every `--help`
+        rich_markup_mode=None,
+        context_settings={"help_option_names": ["-h", "--help"]},
+    )
+
+
+app = _typer(
+    "Progressive delivery: canary and blue-green rollouts, measured and promoted or rolled "
+    "back on their own. Reads Argo Rollouts YAML unchanged.",
+    cls=_Commands,
+)
+get_app = _typer("Show a rollout or an experiment.")
+list_app = _typer("List rollouts.")
+set_app = _typer("Change a rollout's pod template.")
+retry_app = _typer("Retry an aborted rollout.")
+app.add_typer(get_app, name="get")
+app.add_typer(list_app, name="list")
+app.add_typer(set_app, name="set")
+app.add_typer(retry_app, name="retry")
+
+
+@app.callback()
+def _global_options(
+    ctx: typer.Context,
+    home: Annotated[
+        Path,
+        typer.Option(
+            "--home",
+            envvar="ROLLWISE_HOME",
+            help="Local state directory (SQLite store, logs, proxy config).",
+        ),
+    ] = Path(".rollwise"),
+    namespace: Annotated[
+        str, typer.Option("--namespace", "-n", help="Namespace to act in.")
+    ] = "default",
+    context: Annotated[
+        str,
+        typer.Option(
+            "--context", envvar="ROLLWISE_CONTEXT", help="Where to act: local or kubernetes."
+        ),
+    ] = "local",
+) -> None:
+    if context not in CONTEXTS:
+        raise UserError(f"unknown context '{context}': expected one of {', '.join(CONTEXTS)}")
+    ctx.obj = Settings(home=home, namespace=namespace, context=context)
+
+
+# --- verbs -------------------------------------------------------------------------------------
+
+
+def _register(group: typer.Typer, names: tuple[str, ...], verb: Callable[..., None]) -> None:
+    """The verb under its name, and under hidden aliases (Argo's `ro`, `exp`...)."""
+    for index, name in enumerate(names):
+        group.command(name, cls=PlainCommand, hidden=index > 0)(verb)
+
+
+_register(app, ("apply",), manage.apply)
+_register(get_app, ("rollout", "ro", "rollouts"), view.get_rollout)
+_register(get_app, ("experiment", "exp"), view.get_experiment)
+_register(list_app, ("rollouts", "rollout", "ro"), view.list_rollouts)
+_register(app, ("status",), view.status)
+_register(set_app, ("image",), manage.set_image)
+_register(app, ("promote",), manage.promote)
+_register(app, ("abort",), manage.abort)
+_register(retry_app, ("rollout", "ro"), manage.retry_rollout)
+_register(app, ("undo",), manage.undo)
+_register(app, ("pause",), manage.pause)
+_register(app, ("restart",), manage.restart)
+
+
+# --- the rest ----------------------------------------------------------------------------------
+
+
+@app.command("lint", cls=PlainCommand)
+def lint(
+    filenames: Annotated[
+        list[str],
+        typer.Option("-f", "--filename", help="Manifest files or directories ('-' reads stdin)."),
+    ],
+) -> None:
+    """Check manifests; every problem as FILE:LINE:COL: message. Exit 1 if any is an error."""
+    from rollwise.api.lint import lint_paths
+    from rollwise.api.manifests import has_errors
+
+    problems = lint_paths(filenames)
+    for problem in problems:
+        typer.echo(problem.format())
+    if has_errors(problems):
+        raise typer.Exit(1)
+
+
+@app.command("controller", cls=PlainCommand)
+def controller(
+    ctx: typer.Context,
+    local: Annotated[
+        bool,
+        typer.Option("--local/--kubernetes", help="Run against the local store (the default)."),
+    ] = True,
+    port: Annotated[
+        int | None, typer.Option("--port", help="Port of the local API and proxy.")
+    ] = None,
+) -> None:
+    """Run the controller in the foreground until Ctrl-C."""
+    settings = ctx.obj
+    assert isinstance(settings, Settings)
+    if not local:
+        Settings(settings.home, settings.namespace, "kubernetes").require_local()
+    settings.require_local()
+    from rollwise.controller.local import run_local
+
+    with contextlib.suppress(KeyboardInterrupt):
+        run_local(home=settings.home, port=port)
+
+
+@app.command("demo", cls=PlainCommand)
+def demo(
+    json_output: Annotated[
+        bool, typer.Option("--json", help="Print the timeline as JSON.")
+    ] = False,
+) -> None:
+    """Run a whole canary with analysis and automatic rollback, locally, in about a minute."""
+    from rollwise.demo.scenarios import main as run_demo
+
+    result = run_demo(json_output=json_output)
+    if isinstance(result, int) and result:
+        raise typer.Exit(result)
+
+
+@app.command("version", cls=PlainCommand)
+def version() -> None:
+    """Print the version of rollwise."""
+    typer.echo(f"rollwise {__version__}")
+
+
+def run() -> None:
+    """The console script."""
+    app(prog_name="rollwise")
