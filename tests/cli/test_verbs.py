@@ -623,3 +623,31 @@ def test_help_lists_the_verbs_in_order(cli: Cli) -> None:
         "demo",
         "version",
     ]
+
+
+@pytest.mark.parametrize(
+    ("args", "error"),
+    [
+        (
+            ("undo", "myapp", "--to-revision", "abc"),
+            "Invalid value for '--to-revision': 'abc' is not a valid integer",
+        ),
+        (("frob",), "No such command 'frob'"),
+        (("get", "rollout"), "Missing argument 'ROLLOUT'"),
+    ],
+)
+def test_a_command_line_that_does_not_parse_exits_1(
+    applied: Cli, args: tuple[str, ...], error: str
+) -> None:
+    before = applied.revision()
+    result = applied(*args)
+    assert result.exit_code == 1
+    assert result.stderr.splitlines()[-1] == f"Error: {error}."
+    assert applied.revision() == before
+
+
+def test_the_kubernetes_controller_is_refused_for_now(cli: Cli) -> None:
+    result = cli("controller", "--kubernetes")
+    assert result.exit_code == 1
+    assert result.stderr.startswith("Error: the kubernetes context is not available yet")
+    assert not cli.home.exists()

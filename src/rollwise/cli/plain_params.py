@@ -1,5 +1,7 @@
 """Plain conversion of the CLI's parameters, so running a command does not import pydantic.
 
+Also here: a command line click cannot parse exits 1, as every other user error does.
+
 Why this exists: typer 0.29 converts every parameter that is not a flag through a pydantic
 `TypeAdapter`, built on first use. Importing pydantic and building those adapters costs about
 170 ms, more than the whole 150 ms budget of `rollwise get rollout`. rollwise's parameters are
@@ -18,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from typer._click.exceptions import UsageError
 from typer.core import TyperCommand, TyperGroup
 
 try:
@@ -103,8 +106,20 @@ def use_plain_conversion(root: Any) -> None:
             _make_plain(param)
 
 
+def user_error_exit_code(error: UsageError) -> UsageError:
+    """A mistyped command line is a user error like any other: exit code 1, not click's 2."""
+    error.exit_code = 1
+    return error
+
+
 class PlainCommand(TyperCommand):
     """A command whose `--help` option (made on demand by click) converts without pydantic."""
+
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        try:
+            return super().parse_args(ctx, args)
+        except UsageError as error:
+            raise user_error_exit_code(error) from None
 
     def get_help_option(self, ctx: Any) -> Any:
         option = super().get_help_option(ctx)
@@ -115,6 +130,18 @@ class PlainCommand(TyperCommand):
 
 class PlainGroup(TyperGroup):
     """A group whose own `--help` converts without pydantic, like `PlainCommand`."""
+
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        try:
+            return super().parse_args(ctx, args)
+        except UsageError as error:
+            raise user_error_exit_code(error) from None
+
+    def resolve_command(self, ctx: Any, args: list[str]) -> Any:
+        try:
+            return super().resolve_command(ctx, args)
+        except UsageError as error:
+            raise user_error_exit_code(error) from None
 
     def get_help_option(self, ctx: Any) -> Any:
         option = super().get_help_option(ctx)
