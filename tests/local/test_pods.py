@@ -179,6 +179,11 @@ async def settle(
         await asyncio.sleep(0.05)
 
 
+def write_images(home: Path, text: str) -> None:
+    home.mkdir(parents=True, exist_ok=True)
+    (home / "images.yaml").write_text(text, encoding="utf-8")
+
+
 def http_get(port: int, path: str = "/") -> str:
     with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as response:
         body: bytes = response.read()
@@ -503,7 +508,7 @@ async def test_an_image_missing_from_the_table_waits_until_it_is_added(
     assert "not in the image table" in waiting["message"]
 
     # JSON is YAML: the server's source, newlines and all, survives the trip.
-    (home / "images.yaml").write_text(json.dumps({"myorg/app:*": {"command": SERVER}}))
+    write_images(home, json.dumps({"myorg/app:*": {"command": SERVER}}))
     assert ImageTable.load(home).lookup("myorg/app:v7") is not None
     await settle(
         supervisor, clock, lambda: rs_status(store).get("readyReplicas") == 1, what="started"
@@ -572,3 +577,33 @@ async def test_pods_outlive_a_killed_controller_and_are_adopted(
     finally:
         await supervisor.shutdown(stop_pods=True)
     assert not any(alive(pod) for pod in pods), "not our children, stopped all the same"
+
+
+async def test_the_builtin_demo_image_runs_as_a_pod(
+    store: SqliteStore, supervisor: PodSupervisor, clock: ManualClock
+) -> None:
+    probe = {"httpGet": {"path": "/healthz", "port": "http"}}
+    store.create(replica_set(image="argoproj/rollouts-demo:yellow", readinessProbe=probe))
+    await settle(
+        supervisor, clock, lambda: rs_status(store).get("readyReplicas") == 1, what="ready"
+    )
+    pod = pods_of(store)[0]
+    answer = json.loads(http_get(int(pod["metadata"]["annotations"][PORT_ANNOTATION])))
+    assert answer["color"] == "yellow"
+    assert answer["pod"] == pod["metadata"]["name"]
+
+
+async def test_a_broken_image_table_is_reported_on_the_waiting_pod(
+    store: SqliteStore, home: Path, clock: ManualClock, reaper: list[int]
+) -> None:
+    write_images(home, "myorg/app:*: {args: [no command]}\n")
+    supervisor = PodSupervisor(store, home, clock=clock)
+    try:
+        store.create(replica_set(image="myorg/app:v1"))
+        await supervisor.reconcile(clock.now())
+        waiting = container_status(pods_of(store)[0])["state"]["waiting"]
+        assert waiting["reason"] == "ErrImagePull"
+        assert "could not be read" in waiting["message"]
+        assert "command must be a non-empty list" in waiting["message"]
+    finally:
+        await supervisor.shutdown(stop_pods=True)

@@ -140,8 +140,11 @@ class PodSupervisor:
         self._home = Path(home)
         self._clock = clock
         self._fixed_images = images
-        self._images = images if images is not None else ImageTable.load(self._home)
-        self._images_mtime = self._table_mtime()
+        self._images = images if images is not None else ImageTable(path=home / IMAGES_FILE)
+        self._images_problem: str | None = None
+        self._images_mtime: float | None = None
+        if images is None:
+            self._reload_images(force=True)
         self._grace = grace_seconds
         self._probe_interval = probe_interval
         self._idle_interval = idle_interval
@@ -533,7 +536,11 @@ class PodSupervisor:
         except UserError as error:
             # Like an image that cannot be pulled: retried on every pass, e.g. after the person
             # added the image to images.yaml.
-            replica.waiting = ("ErrImagePull", str(error))
+            problem = f" (the table could not be read: {self._images_problem})"
+            replica.waiting = (
+                "ErrImagePull",
+                str(error) + (problem if self._images_problem else ""),
+            )
             replica.restart_at = None
             return
         try:
@@ -730,17 +737,21 @@ class PodSupervisor:
         except OSError:
             return None
 
-    def _reload_images(self) -> None:
+    def _reload_images(self, *, force: bool = False) -> None:
+        """Read images.yaml again when it changed, so a person can add an image while pods
+        wait in ErrImagePull. A broken file keeps the last table that worked."""
         if self._fixed_images is not None:
             return
         mtime = self._table_mtime()
-        if mtime == self._images_mtime:
+        if mtime == self._images_mtime and not force:
             return
+        self._images_mtime = mtime
         try:
             self._images = ImageTable.load(self._home)
-        except ManifestError:
-            return  # keep the table that worked; `rollwise lint` reports the file's problems
-        self._images_mtime = mtime
+        except ManifestError as error:
+            self._images_problem = str(error)
+        else:
+            self._images_problem = None
 
 
 # --- functions on raw objects ------------------------------------------------------------------

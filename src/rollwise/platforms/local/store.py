@@ -267,13 +267,16 @@ class SqliteStore:
         Raises `ChangeLogExpiredError` when the bounded log no longer reaches back that far.
         """
         with self._lock:
+            # Read the counter first: every revision up to it has its row unless trimmed, so a
+            # gap after `revision` means the log was trimmed, even if writers race with us.
+            current = self.revision()
             rows = self._execute(
                 "SELECT revision, kind, namespace, name, type FROM changes"
                 " WHERE revision > ? ORDER BY revision LIMIT ?",
                 (revision, limit),
             ).fetchall()
-            current = self.revision()
-            if revision < current and (not rows or rows[0][0] != revision + 1):
+            expired = rows[0][0] > revision + 1 if rows else current > revision
+            if expired:
                 raise ChangeLogExpiredError(
                     f"the change log of {self.path} no longer reaches back to revision "
                     f"{revision}; list the objects again and continue from revision {current}"
