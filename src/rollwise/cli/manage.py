@@ -10,6 +10,7 @@ verbs, keeping `rollwise --help` and `rollwise get` fast.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Annotated, Any
@@ -92,10 +93,9 @@ def _known_templates(store: SqliteStore) -> tuple[list[str], list[str]]:
 
 
 def _as_raw(item: Loaded, namespace: str) -> Raw:
-    from rollwise.api.models import Resource
-
-    raw: Raw = item.resource.to_raw() if isinstance(item.resource, Resource) else item.resource
-    raw = dict(raw)
+    """The object exactly as the file wrote it (like kubectl, which sends what it read), in the
+    chosen namespace when it names none."""
+    raw: Raw = copy.deepcopy(item.document.raw)
     metadata = dict(raw.get("metadata") or {})
     if not metadata.get("namespace") and not str(raw.get("kind", "")).startswith("Cluster"):
         metadata["namespace"] = namespace
