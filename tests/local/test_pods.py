@@ -221,6 +221,11 @@ async def test_scales_up_and_down_with_real_processes(
         assert http_get(port) == name, "the app got its PORT and POD_NAME"
         assert log_path(home, "default", name).exists()
 
+    revision = store.revision()
+    for _ in range(3):
+        await supervisor.reconcile(clock.now())
+    assert store.revision() == revision, "a steady pass writes nothing"
+
     store.patch("ReplicaSet", "web-abc", merge={"spec": {"replicas": 1}})
     await settle(supervisor, clock, lambda: len(pods_of(store)) == 1, what="scale to 1")
     survivor = pods_of(store)[0]
