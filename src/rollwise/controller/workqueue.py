@@ -37,7 +37,7 @@ class WorkQueue:
         """Record a failed reconcile and queue the retry; returns the back-off chosen."""
         failures = self._failures.get(key, 0) + 1
         self._failures[key] = failures
-        delay = min(BACKOFF_BASE_SECONDS * 2 ** (failures - 1), BACKOFF_CAP_SECONDS)
+        delay = min(BACKOFF_BASE_SECONDS * 2.0 ** (failures - 1), BACKOFF_CAP_SECONDS)
         self.add_after(key, delay, now=now)
         return delay
 

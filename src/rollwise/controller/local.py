@@ -1,0 +1,216 @@
+"""The local controller: `rollwise controller --local`.
+
+Theory of operation. One asyncio loop owns everything in local mode:
+- the SQLite store is the API server; the loop watches it by polling its change log
+  (`changes_since`), which costs one indexed query per tick;
+- a change of a Rollout, or of anything a Rollout owns (ReplicaSets, AnalysisRuns), queues that
+  Rollout's key; Pod and Service changes refresh Traefik's endpoints;
+- the `PodSupervisor` turns ReplicaSets into processes and reports their readiness;
+- the `TraefikProcess` is started or adopted and restarted if it dies;
+- each queued key is reconciled by `RolloutReconciler`, requeued when the core asks (pause
+  expiry, deadlines) and backed off when it fails (capped at 10 s, as Argo does).
+
+Kill -9 at any moment is safe: every object and the data-plane snapshot are on disk before they
+take effect, pods and Traefik run in their own sessions and are adopted by the next controller,
+and the core decides from the stored status, so the rollout goes on from the same step.
+A graceful stop (SIGINT/SIGTERM) stops the pods and Traefik too, unless `keep_running`.
+Only one controller may own a home at a time (an advisory lock on `<home>/controller.lock`,
+released by the kernel even on kill -9).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fcntl
+import logging
+import os
+import signal
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from rollwise.api.errors import UserError
+from rollwise.controller.reconciler import RolloutReconciler
+from rollwise.controller.workqueue import WorkQueue
+from rollwise.platforms.local.clock import Clock, SystemClock
+from rollwise.platforms.local.dataplane import DataPlane
+from rollwise.platforms.local.executor import LocalExecutor, rollout_keys_for_change
+from rollwise.platforms.local.pods import PodSupervisor
+from rollwise.platforms.local.store import SqliteStore
+from rollwise.platforms.local.traefik import TraefikProcess
+
+log = logging.getLogger("rollwise.controller")
+
+TICK_SECONDS = 0.1
+POD_SYNC_SECONDS = 0.5
+TRAEFIK_CHECK_SECONDS = 2.0
+
+
+@contextlib.contextmanager
+def home_lock(home: Path) -> Iterator[None]:
+    """Hold `<home>/controller.lock`; a second controller on the same home is refused."""
+    home.mkdir(parents=True, exist_ok=True)
+    path = home / "controller.lock"
+    handle = path.open("a+")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError as error:
+        handle.close()
+        raise UserError(
+            f"another rollwise controller is already running for {home} "
+            f"(lock {path}); stop it first or use another --home"
+        ) from error
+    try:
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"{os.getpid()}\n")
+        handle.flush()
+        yield
+    finally:
+        fcntl.flock(handle, fcntl.LOCK_UN)
+        handle.close()
+
+
+@dataclass
+class LocalController:
+    home: Path
+    port: int | None = None
+    clock: Clock = field(default_factory=SystemClock)
+
+    def __post_init__(self) -> None:
+        self.store = SqliteStore.open_home(self.home, clock=self.clock)
+        self.traefik = TraefikProcess(self.home, web_port=self.port, api_port=None)
+        self.dataplane = DataPlane(self.home, self.traefik)
+        self.pods = PodSupervisor(self.store, self.home, clock=self.clock)
+        self.executor = LocalExecutor(
+            self.store, pods=self.pods, dataplane=self.dataplane, clock=self.clock
+        )
+        self.reconciler = RolloutReconciler(self.store, self.executor, clock=self.clock)
+        self.queue = WorkQueue()
+        self._stopping = asyncio.Event()
+        self._seen_revision = 0
+
+    @property
+    def url(self) -> str:
+        return self.traefik.web_url
+
+    def stop(self) -> None:
+        self._stopping.set()
+
+    async def start(self) -> None:
+        how = await self.traefik.start_or_adopt()
+        log.info("traefik %s, serving http://<service>.localhost:%s/", how, self.traefik.web_port)
+        self._seen_revision = self.store.revision()
+        for rollout in self.store.list("Rollout", None):
+            self.queue.add(_key(rollout))
+        await self.pods.reconcile(self.clock.now())
+        await self.executor.refresh_endpoints()
+
+    async def run(self, *, keep_running: bool = False) -> None:
+        await self.start()
+        next_pods = next_traefik = 0.0
+        try:
+            while not self._stopping.is_set():
+                now = time.monotonic()
+                endpoints_stale = self._watch()
+                if now >= next_pods or endpoints_stale:
+                    await self.pods.reconcile(self.clock.now())
+                    endpoints_stale |= self._watch()
+                    next_pods = now + POD_SYNC_SECONDS
+                if endpoints_stale:
+                    await self.executor.refresh_endpoints()
+                if now >= next_traefik:
+                    await self.traefik.supervise()
+                    next_traefik = now + TRAEFIK_CHECK_SECONDS
+                await self._reconcile_due(time.monotonic())
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stopping.wait(), self._sleep_for())
+        finally:
+            if not keep_running:
+                await self.pods.shutdown(stop_pods=True)
+                await self.traefik.stop()
+            else:
+                await self.pods.shutdown(stop_pods=False)
+            await self.dataplane.close()
+            self.store.close()
+
+    def _watch(self) -> bool:
+        """Queue the Rollouts whose objects changed; True if endpoints may have changed."""
+        changes = self.store.changes_since(self._seen_revision)
+        endpoints_stale = False
+        for change in changes:
+            self._seen_revision = max(self._seen_revision, change.revision)
+            key = f"{change.namespace or 'default'}/{change.name}"
+            if change.kind == "Rollout":
+                self.queue.add(key)
+            elif change.kind in ("ReplicaSet", "AnalysisRun"):
+                obj = self.store.get(change.kind, change.name, change.namespace)
+                for owner in rollout_keys_for_change(change.kind, obj):
+                    self.queue.add(owner)
+                if obj is None:  # deleted: its owner is unknown now, look at every rollout
+                    self._queue_namespace(change.namespace)
+            elif change.kind == "Pod":
+                for owner in self._pod_owners(change.namespace, change.name):
+                    self.queue.add(owner)
+            if change.kind in ("Pod", "Service"):
+                endpoints_stale = True
+        return endpoints_stale
+
+    def _pod_owners(self, namespace: str, name: str) -> list[str]:
+        """The Rollouts owning the ReplicaSet that owns a pod (all of the namespace's if the
+        pod is gone, since a deleted object no longer says who owned it)."""
+        pod = self.store.get("Pod", name, namespace)
+        if pod is None:
+            return [_key(r) for r in self.store.list("Rollout", namespace or "default")]
+        owners: list[str] = []
+        for ref in pod.get("metadata", {}).get("ownerReferences") or ():
+            if ref.get("kind") == "ReplicaSet":
+                replica_set = self.store.get("ReplicaSet", ref.get("name", ""), namespace)
+                owners.extend(rollout_keys_for_change("ReplicaSet", replica_set))
+        return owners
+
+    def _queue_namespace(self, namespace: str) -> None:
+        for rollout in self.store.list("Rollout", namespace or "default"):
+            self.queue.add(_key(rollout))
+
+    async def _reconcile_due(self, now: float) -> None:
+        for key in self.queue.pop_ready(now=now):
+            namespace, name = key.split("/", 1)
+            try:
+                outcome = await self.reconciler.reconcile(namespace, name)
+            except Exception:
+                delay = self.queue.fail(key, now=time.monotonic())
+                log.exception("reconcile of rollout %s failed; retrying in %.2fs", key, delay)
+                continue
+            self.queue.succeed(key)
+            if outcome.requeue_after is not None:
+                self.queue.add_after(key, outcome.requeue_after, now=time.monotonic())
+
+    def _sleep_for(self) -> float:
+        due = self.queue.next_due()
+        if due is None:
+            return TICK_SECONDS
+        return max(0.0, min(TICK_SECONDS, due - time.monotonic()))
+
+
+def _key(obj: dict[str, object]) -> str:
+    metadata = obj.get("metadata")
+    assert isinstance(metadata, dict)
+    return f"{metadata.get('namespace') or 'default'}/{metadata['name']}"
+
+
+def run_local(*, home: Path, port: int | None = None, keep_running: bool = False) -> None:
+    """Run the local controller until SIGINT/SIGTERM (what `rollwise controller --local` does)."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    with home_lock(home):
+        asyncio.run(_serve(home=home, port=port, keep_running=keep_running))
+
+
+async def _serve(*, home: Path, port: int | None, keep_running: bool) -> None:
+    controller = LocalController(home=home, port=port)
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, controller.stop)
+    await controller.run(keep_running=keep_running)

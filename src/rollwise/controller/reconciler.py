@@ -1,0 +1,123 @@
+"""One reconcile of one Rollout: read, observe, decide, act, write the status.
+
+Who calls it: the controller loop (`rollwise.controller.local`), for each key the work queue
+hands out. The decision comes from `rollwise.core.decide`; this module only moves data between
+the store, the platform's executor and the core, in the order the core's contract asks:
+execute every action first, and write the status only if all of them succeeded (so a failed
+action is asked for again by the next decision, made from the same status). A status equal to
+the stored one is not written. A stale write (someone patched the Rollout meanwhile, e.g. the
+CLI's abort) is not an error: the key is reconciled again at once from the fresh object.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from pydantic import ValidationError
+
+from rollwise.api.errors import ConflictError
+from rollwise.api.models import Rollout, RolloutStatus
+from rollwise.core import actions as act
+from rollwise.core.observed import Observed
+from rollwise.core.rollouts import decide
+from rollwise.core.timestamps import format_time
+from rollwise.platforms.local.clock import Clock
+
+RawObject = dict[str, Any]
+
+# After a weight change the proxy needs a moment (Traefik reloads in ~0.1 s) before the split
+# can be verified; ask again this soon rather than waiting for the core's next timer.
+VERIFY_AGAIN_SECONDS = 0.2
+
+
+class Store(Protocol):
+    def get(self, kind: str, name: str, namespace: str = "default") -> RawObject | None: ...
+    def update_status(self, obj: RawObject) -> RawObject: ...
+
+
+class Executor(Protocol):
+    def observe(self, rollout: Rollout) -> Observed: ...
+    async def execute(
+        self, rollout_raw: RawObject, rollout: Rollout, action: act.Action
+    ) -> None: ...
+    def forget(self, namespace: str, name: str) -> None: ...
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What the loop should do next with this key."""
+
+    requeue_after: float | None
+    status_written: bool = False
+    actions: int = 0
+
+
+class RolloutReconciler:
+    def __init__(self, store: Store, executor: Executor, *, clock: Clock) -> None:
+        self.store = store
+        self.executor = executor
+        self.clock = clock
+
+    async def reconcile(self, namespace: str, name: str) -> Outcome:
+        raw = self.store.get("Rollout", name, namespace)
+        if raw is None:
+            self.executor.forget(namespace, name)
+            return Outcome(requeue_after=None)
+        try:
+            rollout = Rollout.model_validate(raw)
+        except ValidationError as error:
+            return Outcome(requeue_after=None, status_written=self._invalid(raw, error))
+        decision = decide(rollout, self.executor.observe(rollout), self.clock.now())
+        for action in decision.actions:
+            await self.executor.execute(raw, rollout, action)
+        requeue = decision.requeue_after
+        if any(isinstance(a, act.SetWeight | act.VerifyWeight) for a in decision.actions):
+            requeue = (
+                VERIFY_AGAIN_SECONDS if requeue is None else min(requeue, VERIFY_AGAIN_SECONDS)
+            )
+        written = self._write_status(raw, decision.status)
+        if written is None:
+            return Outcome(requeue_after=0.0, actions=len(decision.actions))
+        return Outcome(requeue_after=requeue, status_written=written, actions=len(decision.actions))
+
+    def _write_status(self, raw: RawObject, status: RolloutStatus) -> bool | None:
+        """True if written, False if unchanged, None if the object changed under us."""
+        new = status.to_raw()
+        if new == (raw.get("status") or {}):
+            return False
+        try:
+            self.store.update_status({**raw, "status": new})
+        except ConflictError:
+            return None
+        return True
+
+    def _invalid(self, raw: RawObject, error: ValidationError) -> bool:
+        """A Rollout the models cannot read (written to the store by other means than `apply`,
+        which validates): Argo's InvalidSpec condition and Degraded phase."""
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in error.errors()
+        )
+        now = format_time(self.clock.now())
+        status = dict(raw.get("status") or {})
+        status.update(
+            phase="Degraded",
+            message=f'InvalidSpec: The Rollout "{raw["metadata"]["name"]}" is invalid: {problems}',
+            conditions=[
+                {
+                    "type": "InvalidSpec",
+                    "status": "True",
+                    "reason": "InvalidSpec",
+                    "message": problems,
+                    "lastUpdateTime": now,
+                    "lastTransitionTime": now,
+                }
+            ],
+        )
+        if status == raw.get("status"):
+            return False
+        try:
+            self.store.update_status({**raw, "status": status})
+        except ConflictError:
+            return False
+        return True

@@ -1,0 +1,291 @@
+"""Local mode's side of a reconcile: what the core observes, and the actions it asks for, done.
+
+Who calls it: the controller's rollout reconciler, once per reconcile of one Rollout: first
+`observe()` (a snapshot built from the store and from what the routers answered), then
+`execute()` for each action of the decision, in order. The store is the API server here:
+ReplicaSets, Services and AnalysisRuns are objects in it; the `PodSupervisor` turns ReplicaSets
+into processes and the `DataPlane` turns Services and Rollout traffic into Traefik routes.
+
+What the executor remembers in memory is only the router's last answers (weight set, verified),
+as the core's contract asks (`rollwise.core.observed`). After a restart it knows nothing, which
+the core reads as "unknown": it trusts the status and asks for a verification again.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from rollwise.api.errors import ConflictError
+from rollwise.api.models import AnalysisTemplateRef, Rollout
+from rollwise.core import actions as act
+from rollwise.core.analysis_runs import analysis_run_object, owner_reference
+from rollwise.core.hashing import HASH_LABEL
+from rollwise.core.observed import (
+    REVISION_ANNOTATION,
+    SCALE_DOWN_DEADLINE_ANNOTATION,
+    Observed,
+    analysis_run_view_from_raw,
+    replica_set_view_from_raw,
+    service_selector_hash,
+)
+from rollwise.core.timestamps import format_time
+from rollwise.platforms.local.clock import Clock
+from rollwise.platforms.local.dataplane import DataPlane, LocalRouter
+from rollwise.platforms.local.dataplane_config import service_backends
+from rollwise.platforms.local.pods import PodSupervisor
+from rollwise.platforms.local.store import SqliteStore
+from rollwise.routers.base import Router
+
+MANAGED_BY_ANNOTATION = "argo-rollouts.argoproj.io/managed-by-rollouts"
+RawObject = dict[str, Any]
+
+
+@dataclass
+class RouterMemory:
+    """What the router of one Rollout last did and answered (see `Observed`)."""
+
+    weight: int | None = None
+    verified: bool | None = None
+
+
+def owned_by(obj: Mapping[str, Any], kind: str, name: str) -> bool:
+    refs = obj.get("metadata", {}).get("ownerReferences") or ()
+    return any(ref.get("kind") == kind and ref.get("name") == name for ref in refs)
+
+
+class LocalExecutor:
+    def __init__(
+        self, store: SqliteStore, *, pods: PodSupervisor, dataplane: DataPlane, clock: Clock
+    ) -> None:
+        self.store = store
+        self.clock = clock
+        self.pods = pods
+        self.dataplane = dataplane
+        self._routers: dict[tuple[str, str], RouterMemory] = {}
+
+    # --- observing --------------------------------------------------------------------------
+
+    def owned(self, kind: str, rollout: Rollout) -> list[RawObject]:
+        return [
+            obj
+            for obj in self.store.list(kind, rollout.namespace)
+            if owned_by(obj, "Rollout", rollout.name)
+        ]
+
+    def observe(self, rollout: Rollout) -> Observed:
+        canary = rollout.spec.strategy.canary
+        services: dict[str, str | None] = {}
+        if canary is not None:
+            for name in (canary.canary_service, canary.stable_service):
+                if name:
+                    raw = self.store.get("Service", name, rollout.namespace)
+                    if raw is not None:
+                        services[name] = service_selector_hash(raw)
+        memory = self._routers.get((rollout.namespace, rollout.name), RouterMemory())
+        return Observed(
+            replica_sets=tuple(
+                replica_set_view_from_raw(rs) for rs in self.owned("ReplicaSet", rollout)
+            ),
+            analysis_runs=tuple(
+                analysis_run_view_from_raw(run) for run in self.owned("AnalysisRun", rollout)
+            ),
+            weight_verified=memory.verified,
+            current_router_weight=memory.weight,
+            service_selectors=services,
+            missing_templates=tuple(self._missing_templates(rollout)),
+        )
+
+    def _template(self, ref: AnalysisTemplateRef, namespace: str) -> RawObject | None:
+        kind = "ClusterAnalysisTemplate" if ref.cluster_scope else "AnalysisTemplate"
+        return self.store.get(kind, ref.template_name, namespace)
+
+    def _missing_templates(self, rollout: Rollout) -> list[str]:
+        canary = rollout.spec.strategy.canary
+        if canary is None:
+            return []
+        analyses = [step.analysis for step in canary.steps or () if step.analysis is not None]
+        if canary.analysis is not None:
+            analyses.append(canary.analysis)
+        missing: list[str] = []
+        for analysis in analyses:
+            for ref in analysis.templates or ():
+                absent = self._template(ref, rollout.namespace) is None
+                if absent and ref.template_name not in missing:
+                    missing.append(ref.template_name)
+        return missing
+
+    # --- routing ----------------------------------------------------------------------------
+
+    def router(self, rollout: Rollout) -> Router | None:
+        """The local Traefik router of a traffic-routed Rollout (any `trafficRouting` kind is
+        served by the local proxy); None for a basic canary, whose split follows pod counts."""
+        canary = rollout.spec.strategy.canary
+        if canary is None or canary.traffic_routing is None:
+            return None
+        if not (canary.stable_service and canary.canary_service):
+            return None
+        routing = canary.traffic_routing
+        return LocalRouter(
+            self.dataplane,
+            namespace=rollout.namespace,
+            rollout=rollout.name,
+            stable_service=canary.stable_service,
+            canary_service=canary.canary_service,
+            max_weight=routing.max_traffic_weight or 100,
+            managed_routes=[route.name for route in routing.managed_routes or ()],
+        )
+
+    def forget(self, namespace: str, name: str) -> None:
+        self._routers.pop((namespace, name), None)
+
+    async def refresh_endpoints(self) -> bool:
+        """Point every Traefik service at the ready pods its Service selects now."""
+        services = self.store.list("Service", None)
+        pods = self.store.list("Pod", None)
+        return await self.dataplane.update_services(service_backends(services, pods))
+
+    # --- acting -----------------------------------------------------------------------------
+
+    async def execute(self, rollout_raw: RawObject, rollout: Rollout, action: act.Action) -> None:
+        namespace = rollout.namespace
+        memory = self._routers.setdefault((namespace, rollout.name), RouterMemory())
+        match action:
+            case act.CreateReplicaSet():
+                self._create_replica_set(rollout_raw, rollout, action)
+            case act.ScaleReplicaSet(name=name, replicas=replicas, scale_down_deadline=deadline):
+                deadline_text = None if deadline is None else format_time(deadline)
+                self.store.patch(
+                    "ReplicaSet",
+                    name,
+                    namespace,
+                    merge={
+                        "metadata": {
+                            "annotations": {SCALE_DOWN_DEADLINE_ANNOTATION: deadline_text}
+                        },
+                        "spec": {"replicas": replicas},
+                    },
+                )
+            case act.SetReplicaSetRevision(name=name, revision=revision):
+                self.store.patch(
+                    "ReplicaSet",
+                    name,
+                    namespace,
+                    merge={"metadata": {"annotations": {REVISION_ANNOTATION: str(revision)}}},
+                )
+            case act.DeleteReplicaSet(name=name):
+                self.store.delete("ReplicaSet", name, namespace)
+            case act.RestartPods(replica_sets=names, before=before, max_unavailable=most):
+                for name in names:
+                    await self.pods.restart_pods(
+                        name, before, max_unavailable=most, namespace=namespace
+                    )
+            case act.SwitchServiceSelector(service=service, pod_template_hash=pod_hash):
+                self.store.patch(
+                    "Service",
+                    service,
+                    namespace,
+                    merge={
+                        "metadata": {"annotations": {MANAGED_BY_ANNOTATION: rollout.name}},
+                        "spec": {"selector": {HASH_LABEL: pod_hash}},
+                    },
+                )
+                await self.refresh_endpoints()
+            case act.SetWeight(weight=weight):
+                router = self.router(rollout)
+                if router is not None:
+                    await router.set_weight(weight)
+                memory.weight, memory.verified = weight, None
+            case act.VerifyWeight(weight=weight):
+                router = self.router(rollout)
+                memory.verified = None if router is None else await router.verify_weight(weight)
+            case act.SetHeaderRoute(route=route):
+                router = self.router(rollout)
+                if router is not None:
+                    await router.set_header_route(route)
+            case act.SetMirrorRoute(route=route):
+                router = self.router(rollout)
+                if router is not None:
+                    await router.set_mirror_route(route)
+            case act.RemoveManagedRoutes():
+                router = self.router(rollout)
+                if router is not None:
+                    await router.remove_managed_routes()
+            case act.CreateAnalysisRun():
+                run = analysis_run_object(
+                    action, rollout=rollout_raw, templates=self._templates(rollout, action)
+                )
+                # An existing run was created by a reconcile whose status write was lost.
+                with contextlib.suppress(ConflictError):
+                    self.store.create(run)
+            case act.TerminateAnalysisRun(name=name):
+                self.store.patch(
+                    "AnalysisRun", name, namespace, merge={"spec": {"terminate": True}}
+                )
+            case act.EmitEvent(type=event_type, reason=reason, message=message):
+                self.store.record_event(
+                    kind="Rollout",
+                    name=rollout.name,
+                    namespace=namespace,
+                    type=event_type,
+                    reason=reason,
+                    message=message,
+                    at=self.clock.now(),
+                )
+
+    def _templates(self, rollout: Rollout, action: act.CreateAnalysisRun) -> list[RawObject]:
+        found = (self._template(ref, rollout.namespace) for ref in action.analysis.templates or ())
+        return [template for template in found if template is not None]
+
+    def _create_replica_set(
+        self, rollout_raw: RawObject, rollout: Rollout, action: act.CreateReplicaSet
+    ) -> None:
+        template = dict(action.template)
+        labels = dict((template.get("metadata") or {}).get("labels") or {})
+        selector = dict((rollout.spec.selector and rollout.spec.selector.match_labels) or {})
+        selector[HASH_LABEL] = action.pod_template_hash
+        replica_set: RawObject = {
+            "apiVersion": "apps/v1",
+            "kind": "ReplicaSet",
+            "metadata": {
+                "name": action.name,
+                "namespace": rollout.namespace,
+                "labels": labels,
+                "annotations": {REVISION_ANNOTATION: str(action.revision)},
+                "ownerReferences": [owner_reference(rollout_raw)],
+            },
+            "spec": {
+                "replicas": action.replicas,
+                "selector": {"matchLabels": selector},
+                "template": template,
+            },
+        }
+        try:
+            self.store.create(replica_set)
+        except ConflictError:
+            # A ReplicaSet of this hash exists (a reconcile whose status write was lost, or a
+            # rollback to an old revision): adopt it at the size and revision asked for.
+            self.store.patch(
+                "ReplicaSet",
+                action.name,
+                rollout.namespace,
+                merge={
+                    "metadata": {"annotations": {REVISION_ANNOTATION: str(action.revision)}},
+                    "spec": {"replicas": action.replicas},
+                },
+            )
+
+
+def rollout_keys_for_change(kind: str, obj: Mapping[str, Any] | None) -> Sequence[str]:
+    """Which Rollouts to reconcile when an object of `kind` changed (owner references)."""
+    if obj is None:
+        return ()
+    metadata = obj.get("metadata", {})
+    namespace = metadata.get("namespace") or "default"
+    return [
+        f"{namespace}/{ref.get('name')}"
+        for ref in metadata.get("ownerReferences") or ()
+        if ref.get("kind") == "Rollout"
+    ]
