@@ -1,0 +1,808 @@
+"""Rules for a Rollout: spec, strategy, canary steps, traffic routing, blue-green.
+
+Where this sits: called by `rollwise.api.validation.validate` for each Rollout document; the
+analyses a Rollout names are checked by `rollwise.api.analysis_rules`, its selector and pod
+template by `rollwise.api.pod_rules`.
+
+The rules are those of Argo's `pkg/apis/rollouts/validation/validation.go` (reference
+sections 1.2-1.5, 1.8, 1.14) that can be checked from the files alone. Services, Ingresses and
+VirtualServices a Rollout names may live in the cluster or store rather than in the files: a
+name that is not in the files is not an error, but one that is in the files must fit (the
+VirtualService routes exist and send to the rollout's services, the Ingress reaches the stable
+Service).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from typing import Any
+
+from rollwise.api.analysis_rules import (
+    Caller,
+    TemplateRef,
+    check_analysis_refs,
+    check_caller_args,
+    check_duration,
+    check_rollout_analysis,
+)
+from rollwise.api.context import Catalog, Report
+from rollwise.api.manifests import FieldPath
+from rollwise.api.models import (
+    STEP_KEYS,
+    AntiAffinity,
+    BlueGreenStrategy,
+    CanaryStep,
+    CanaryStrategy,
+    IntOrString,
+    RawObject,
+    Rollout,
+    RolloutExperimentStep,
+    SetCanaryScale,
+    SetHeaderRoute,
+    SetMirrorRoute,
+    StringMatch,
+    TrafficRouting,
+)
+from rollwise.api.pod_rules import check_selector, check_selector_and_template
+
+ROUTERS: tuple[str, ...] = tuple(
+    info.alias or name
+    for name, info in TrafficRouting.model_fields.items()
+    if name not in ("managed_routes", "max_traffic_weight")
+)
+"""Traffic-router keys in YAML spelling."""
+
+_DEFAULT_REVISION_HISTORY = 10
+_DEFAULT_PROGRESS_DEADLINE = 600
+_WORKLOAD_KINDS = ("Deployment", "ReplicaSet", "PodTemplate")
+_SCALE_DOWN_MODES = ("", "never", "onsuccess", "progressively")
+_INT_OR_PERCENT = re.compile(r"(\d+)%?")
+
+
+def _non_negative(report: Report, path: FieldPath, value: int | None) -> None:
+    if value is not None and value < 0:
+        report.error(path, f"must be 0 or more, got {value}")
+
+
+def _int_or_percent(report: Report, path: FieldPath, value: IntOrString | None) -> int | None:
+    """The number in `3` or `"25%"`, None when unset or unreadable (reported)."""
+    if value is None:
+        return None
+    if isinstance(value, int):
+        if value < 0:
+            report.error(path, f"must be 0 or more, got {value}")
+        return value
+    match = _INT_OR_PERCENT.fullmatch(value.strip())
+    if match is None:
+        report.error(path, f"expected an integer or a percentage like '25%', got {value!r}")
+        return None
+    return int(match.group(1))
+
+
+def _list(value: Any) -> list[Any]:
+    """Objects we only read (VirtualService, Ingress) may be malformed: read them defensively."""
+    return value if isinstance(value, list) else []
+
+
+def _names(items: Sequence[str]) -> str:
+    return ", ".join(items) if items else "none"
+
+
+def check_rollout(report: Report, rollout: Rollout, *, catalog: Catalog) -> None:
+    spec = rollout.spec
+    path: FieldPath = ("spec",)
+    raw = report.loaded.document.raw
+    _non_negative(report, (*path, "replicas"), spec.replicas)
+    _non_negative(report, (*path, "minReadySeconds"), spec.min_ready_seconds)
+    _non_negative(report, (*path, "revisionHistoryLimit"), spec.revision_history_limit)
+    deadline = spec.progress_deadline_seconds
+    min_ready = spec.min_ready_seconds or 0
+    effective_deadline = _DEFAULT_PROGRESS_DEADLINE if deadline is None else deadline
+    if effective_deadline <= min_ready:
+        report.error(
+            (*path, "progressDeadlineSeconds" if deadline is not None else "minReadySeconds"),
+            f"progressDeadlineSeconds ({effective_deadline}) must be greater than"
+            f" minReadySeconds ({min_ready})",
+        )
+    if spec.workload_ref is not None:
+        ref, where = spec.workload_ref, (*path, "workloadRef")
+        if spec.template:
+            report.error(
+                (*path, "template"),
+                "template must be empty when workloadRef is set: the pod template comes from"
+                " the referenced object",
+            )
+        if ref.kind not in _WORKLOAD_KINDS:
+            report.error(
+                (*where, "kind"),
+                f"workloadRef.kind must be one of {', '.join(_WORKLOAD_KINDS)}, got {ref.kind!r}",
+            )
+        if not ref.name:
+            report.error((*where, "name"), "workloadRef needs the name of the object")
+        if (ref.scale_down or "") not in _SCALE_DOWN_MODES:
+            report.error(
+                (*where, "scaleDown"),
+                f"scaleDown must be never, onsuccess or progressively, got {ref.scale_down!r}",
+            )
+        if spec.selector is not None:
+            check_selector(report, spec.selector, (*path, "selector"))
+    else:
+        check_selector_and_template(report, spec.selector, spec.template, path)
+
+    strategy_path = (*path, "strategy")
+    canary, blue_green = spec.strategy.canary, spec.strategy.blue_green
+    if canary is None and blue_green is None:
+        report.error(strategy_path, "exactly one of canary or blueGreen is required")
+    elif canary is not None and blue_green is not None:
+        report.error(
+            strategy_path, "canary and blueGreen are both set; a Rollout takes exactly one strategy"
+        )
+    history = spec.revision_history_limit
+    history = _DEFAULT_REVISION_HISTORY if history is None else history
+    if canary is not None:
+        _CanaryRules(report, rollout, canary, catalog=catalog, owner=raw, history=history).check()
+    if blue_green is not None:
+        _check_blue_green(report, rollout, blue_green, catalog=catalog, owner=raw, history=history)
+
+
+def _check_revision_limit(
+    report: Report, path: FieldPath, limit: int | None, *, history: int
+) -> None:
+    _non_negative(report, path, limit)
+    if limit is not None and limit > history:
+        report.error(
+            path,
+            f"scaleDownDelayRevisionLimit ({limit}) must not exceed revisionHistoryLimit"
+            f" ({history})",
+        )
+
+
+def _check_anti_affinity(report: Report, rules: AntiAffinity | None, path: FieldPath) -> None:
+    if rules is None:
+        return
+    preferred = rules.preferred_during_scheduling_ignored_during_execution
+    required = rules.required_during_scheduling_ignored_during_execution
+    if (preferred is None) == (required is None):
+        report.error(
+            path,
+            "antiAffinity takes exactly one of preferredDuringSchedulingIgnoredDuringExecution"
+            " or requiredDuringSchedulingIgnoredDuringExecution",
+        )
+    if preferred is not None and not 1 <= preferred.weight <= 100:
+        report.error(
+            (*path, "preferredDuringSchedulingIgnoredDuringExecution", "weight"),
+            f"weight {preferred.weight} is outside 1..100",
+        )
+
+
+def _check_string_match(
+    report: Report, match: StringMatch, path: FieldPath, *, exact_only: bool
+) -> None:
+    kinds = [key for key, value in match.to_raw().items() if value is not None]
+    if exact_only and kinds != ["exact"]:
+        report.error(path, "alb only matches headers exactly: use exact")
+    elif len(kinds) != 1:
+        report.error(path, "takes exactly one of exact, prefix or regex")
+
+
+class _CanaryRules:
+    """The canary strategy of one Rollout; one method per part of it."""
+
+    def __init__(
+        self,
+        report: Report,
+        rollout: Rollout,
+        canary: CanaryStrategy,
+        *,
+        catalog: Catalog,
+        owner: RawObject,
+        history: int,
+    ) -> None:
+        self.report = report
+        self.rollout = rollout
+        self.canary = canary
+        self.catalog = catalog
+        self.owner = owner
+        self.history = history
+        self.path: FieldPath = ("spec", "strategy", "canary")
+        self.routing = canary.traffic_routing
+        self.routers = self.routing.router_names() if self.routing is not None else []
+        self.namespace = rollout.metadata.namespace
+
+    def has_router(self, *names: str) -> bool:
+        return any(name in self.routers for name in names)
+
+    def check(self) -> None:
+        report, canary, path = self.report, self.canary, self.path
+        if canary.canary_service and canary.canary_service == canary.stable_service:
+            report.error(
+                (*path, "canaryService"),
+                f"canaryService and stableService are both {canary.canary_service!r};"
+                " they must be different Services",
+            )
+        surge = _int_or_percent(report, (*path, "maxSurge"), canary.max_surge)
+        unavailable = _int_or_percent(report, (*path, "maxUnavailable"), canary.max_unavailable)
+        if surge == 0 and unavailable == 0:
+            report.error(
+                (*path, "maxUnavailable"),
+                "maxSurge and maxUnavailable cannot both be 0: no pod could ever be replaced",
+            )
+        self.check_scale_down()
+        _check_anti_affinity(report, canary.anti_affinity, (*path, "antiAffinity"))
+        self.check_ping_pong()
+        _non_negative(report, (*path, "minPodsPerReplicaSet"), canary.min_pods_per_replica_set)
+        threshold = canary.replica_progress_threshold
+        if threshold is not None:
+            where = (*path, "replicaProgressThreshold", "value")
+            _non_negative(report, where, threshold.value)
+            if threshold.type == "Percent" and threshold.value > 100:
+                report.error(where, f"{threshold.value}% is more than 100%")
+        if self.routing is not None:
+            self.check_traffic_routing(self.routing)
+        for index, step in enumerate(canary.steps or []):
+            self.check_step(index, step)
+        if canary.analysis is not None:
+            where = (*path, "analysis")
+            check_rollout_analysis(
+                report,
+                canary.analysis,
+                where,
+                caller=Caller("background analysis", "the background analysis's args", False),
+                catalog=self.catalog,
+                owner=self.owner,
+                namespace=self.namespace,
+            )
+            start = canary.analysis.starting_step
+            steps = len(canary.steps or [])
+            if start is not None and not 0 <= start <= steps:
+                report.error(
+                    (*where, "startingStep"), f"startingStep {start} is outside 0..{steps}"
+                )
+
+    def check_scale_down(self) -> None:
+        report, canary, path = self.report, self.canary, self.path
+        if canary.scale_down_delay_seconds is not None:
+            where = (*path, "scaleDownDelaySeconds")
+            _non_negative(report, where, canary.scale_down_delay_seconds)
+            if self.routing is None:
+                report.error(where, "scaleDownDelaySeconds only applies with trafficRouting")
+            if canary.dynamic_stable_scale:
+                report.error(
+                    where, "scaleDownDelaySeconds and dynamicStableScale cannot be used together"
+                )
+        if canary.dynamic_stable_scale and self.routing is None:
+            report.error((*path, "dynamicStableScale"), "dynamicStableScale needs trafficRouting")
+        _non_negative(
+            report, (*path, "abortScaleDownDelaySeconds"), canary.abort_scale_down_delay_seconds
+        )
+        _check_revision_limit(
+            report,
+            (*path, "scaleDownDelayRevisionLimit"),
+            canary.scale_down_delay_revision_limit,
+            history=self.history,
+        )
+
+    def check_ping_pong(self) -> None:
+        ping_pong = self.canary.ping_pong
+        if ping_pong is None:
+            return
+        where = (*self.path, "pingPong")
+        if ping_pong.ping_service == ping_pong.pong_service:
+            self.report.error(
+                (*where, "pongService"), "pingService and pongService must be different Services"
+            )
+        alb = self.routing.alb if self.routing is not None else None
+        if not self.has_router("istio", "plugins", "alb"):
+            self.report.error(
+                where, "pingPong needs trafficRouting with istio, alb (with rootService) or plugins"
+            )
+        elif alb is not None and not alb.get("rootService"):
+            self.report.error(
+                (*self.path, "trafficRouting", "alb"), "alb.rootService is required with pingPong"
+            )
+
+    # --- traffic routing -------------------------------------------------------------------------
+
+    def check_traffic_routing(self, routing: TrafficRouting) -> None:
+        report, canary = self.report, self.canary
+        where = (*self.path, "trafficRouting")
+        if not self.routers:
+            report.error(
+                where, f"trafficRouting names no router; expected one of {', '.join(ROUTERS)}"
+            )
+        for name in self.routers:
+            if name not in ROUTERS:
+                report.error(
+                    (*where, name),
+                    f"unknown traffic router {name!r}; expected one of {', '.join(ROUTERS)}"
+                    " (other routers are plugins: plugins: {'org/name': {...}})",
+                )
+        istio = routing.istio if isinstance(routing.istio, dict) else None
+        host_split = istio is not None and not istio.get("destinationRule")
+        ping_pong = canary.ping_pong is not None
+        needs_services = [
+            name
+            for name in self.routers
+            if name in ("smi", "apisix", "ambassador", "nginx", "appMesh", "traefik")
+            or (name == "alb" and not ping_pong)
+            or (name == "istio" and host_split and not ping_pong)
+        ]
+        if needs_services:
+            for key, value in (
+                ("stableService", canary.stable_service),
+                ("canaryService", canary.canary_service),
+            ):
+                if not value:
+                    report.error(
+                        (*self.path, key),
+                        f"{key} is required with trafficRouting.{needs_services[0]}",
+                    )
+        if routing.max_traffic_weight is not None:
+            if not self.has_router("nginx", "plugins"):
+                report.error(
+                    (*where, "maxTrafficWeight"),
+                    "maxTrafficWeight is only supported with nginx or plugins",
+                )
+            if routing.max_traffic_weight <= 0:
+                report.error(
+                    (*where, "maxTrafficWeight"),
+                    f"maxTrafficWeight must be above 0, got {routing.max_traffic_weight}",
+                )
+        seen: set[str] = set()
+        for index, route in enumerate(routing.managed_routes or []):
+            if not route.name:
+                report.error(
+                    (*where, "managedRoutes", index, "name"), "a managed route needs a name"
+                )
+            elif route.name in seen:
+                report.error(
+                    (*where, "managedRoutes", index, "name"),
+                    f"managed route {route.name!r} is listed twice",
+                )
+            seen.add(route.name)
+        self.check_router_settings(routing, where)
+
+    def check_router_settings(self, routing: TrafficRouting, where: FieldPath) -> None:
+        report = self.report
+        raw = routing.to_raw()
+        for name in ("istio", "nginx", "alb", "smi", "ambassador", "appMesh", "apisix", "plugins"):
+            if name in raw and not isinstance(raw[name], dict):
+                report.error((*where, name), f"{name} needs its settings as a mapping")
+        if isinstance(routing.istio, dict):
+            self.check_istio(routing.istio, (*where, "istio"))
+        if isinstance(routing.nginx, dict):
+            nginx = routing.nginx
+            if bool(nginx.get("stableIngress")) == bool(nginx.get("stableIngresses")):
+                report.error(
+                    (*where, "nginx"), "nginx takes exactly one of stableIngress or stableIngresses"
+                )
+            ingresses = [nginx.get("stableIngress"), *_list(nginx.get("stableIngresses"))]
+            for ingress in ingresses:
+                if isinstance(ingress, str) and ingress:
+                    self.check_ingress(ingress, (*where, "nginx"))
+        if isinstance(routing.alb, dict):
+            alb = routing.alb
+            if bool(alb.get("ingress")) == bool(alb.get("ingresses")):
+                report.error((*where, "alb"), "alb takes exactly one of ingress or ingresses")
+            if not isinstance(alb.get("servicePort"), int):
+                report.error((*where, "alb", "servicePort"), "alb needs servicePort (a number)")
+        if routing.traefik is not None and not routing.traefik.weighted_traefik_service_name:
+            report.error((*where, "traefik"), "traefik needs weightedTraefikServiceName")
+        if isinstance(routing.ambassador, dict) and not routing.ambassador.get("mappings"):
+            report.error((*where, "ambassador"), "ambassador needs at least one mapping")
+        if isinstance(routing.apisix, dict):
+            route = routing.apisix.get("route")
+            if not isinstance(route, dict) or not route.get("name"):
+                report.error((*where, "apisix"), "apisix needs route.name")
+        if isinstance(routing.app_mesh, dict):
+            service = routing.app_mesh.get("virtualService")
+            if not isinstance(service, dict) or not service.get("name"):
+                report.error((*where, "appMesh"), "appMesh needs virtualService.name")
+        if routing.plugins is not None and not routing.plugins:
+            report.error((*where, "plugins"), "plugins names no plugin")
+
+    def check_istio(self, istio: RawObject, where: FieldPath) -> None:
+        report = self.report
+        single, several = istio.get("virtualService"), istio.get("virtualServices")
+        if (single is None) == (several is None):
+            report.error(where, "istio takes exactly one of virtualService or virtualServices")
+        rule = istio.get("destinationRule")
+        if rule is not None:
+            if not isinstance(rule, dict):
+                report.error((*where, "destinationRule"), "destinationRule must be a mapping")
+                rule = None
+            else:
+                for key in ("name", "canarySubsetName", "stableSubsetName"):
+                    if not rule.get(key):
+                        report.error(
+                            (*where, "destinationRule", key), f"destinationRule needs {key}"
+                        )
+        services: list[tuple[Any, FieldPath]] = []
+        if single is not None:
+            services.append((single, (*where, "virtualService")))
+        if isinstance(several, list):
+            services.extend(
+                (item, (*where, "virtualServices", index)) for index, item in enumerate(several)
+            )
+        elif several is not None:
+            report.error((*where, "virtualServices"), "virtualServices must be a list")
+        for service, service_path in services:
+            if not isinstance(service, dict) or not isinstance(service.get("name"), str):
+                report.error(service_path, "a virtualService needs a name")
+                continue
+            routes = service.get("routes")
+            if routes is not None and (
+                not isinstance(routes, list) or not all(isinstance(r, str) for r in routes)
+            ):
+                report.error((*service_path, "routes"), "routes must be a list of route names")
+                continue
+            self.check_virtual_service(service, service_path, rule)
+
+    def check_virtual_service(
+        self, settings: RawObject, where: FieldPath, rule: RawObject | None
+    ) -> None:
+        """Compare with the VirtualService when it is in the files (else it may be in the store)."""
+        name = str(settings["name"])
+        namespace = self.namespace
+        if "/" in name:
+            namespace, name = name.split("/", 1)
+        found = self.catalog.find("VirtualService", name, namespace=namespace)
+        if found is None:
+            return
+        spec = found.document.raw.get("spec")
+        http = spec.get("http") if isinstance(spec, dict) else None
+        http_routes = [route for route in _list(http) if isinstance(route, dict)]
+        names = [str(route.get("name")) for route in http_routes if route.get("name")]
+        routes = settings.get("routes")
+        selected: list[RawObject] = []
+        if routes is None:
+            if settings.get("tlsRoutes") or settings.get("tcpRoutes"):
+                return
+            if len(http_routes) != 1:
+                self.report.error(
+                    (*where, "routes"),
+                    f"routes is required: VirtualService {name!r} has {len(http_routes)} http"
+                    " routes, and only a single route can be left implicit",
+                )
+                return
+            selected = http_routes
+        else:
+            by_name = {str(route.get("name")): route for route in http_routes}
+            for index, route_name in enumerate(routes):
+                if route_name in by_name:
+                    selected.append(by_name[route_name])
+                else:
+                    self.report.error(
+                        (*where, "routes", index),
+                        f"route {route_name!r} is not in VirtualService {name!r}"
+                        f" ({found.document.file}:{found.document.start[0]});"
+                        f" its http routes are: {_names(names)}",
+                    )
+        for route in selected:
+            self.check_destinations(route, name, where, rule)
+
+    def check_destinations(
+        self, route: RawObject, service_name: str, where: FieldPath, rule: RawObject | None
+    ) -> None:
+        destinations: list[RawObject] = [
+            item["destination"]
+            for item in _list(route.get("route"))
+            if isinstance(item, dict) and isinstance(item.get("destination"), dict)
+        ]
+        label = f"route {route.get('name')!r}" if route.get("name") else "the http route"
+        if rule is None:
+            hosts = [str(d.get("host", "")).split(".")[0] for d in destinations]
+            wanted = [
+                ("stableService", self.canary.stable_service),
+                ("canaryService", self.canary.canary_service),
+            ]
+            noun = "destination hosts"
+        else:
+            hosts = [str(d.get("subset", "")) for d in destinations]
+            wanted = [
+                ("stableSubsetName", rule.get("stableSubsetName")),
+                ("canarySubsetName", rule.get("canarySubsetName")),
+            ]
+            noun = "destination subsets"
+        for key, value in wanted:
+            if value and value not in hosts:
+                self.report.error(
+                    where,
+                    f"{label} of VirtualService {service_name!r} has no destination for {key}"
+                    f" {value!r} (its {noun}: {_names(hosts)})",
+                )
+
+    def check_ingress(self, name: str, where: FieldPath) -> None:
+        found = self.catalog.find("Ingress", name, namespace=self.namespace)
+        stable = self.canary.stable_service
+        if found is None or not stable:
+            return
+        backends = set(_ingress_backends(found.document.raw))
+        if stable not in backends:
+            self.report.error(
+                where,
+                f"Ingress {name!r} does not send to stableService {stable!r}"
+                f" (its backends: {_names(sorted(backends))})",
+            )
+
+    # --- steps -----------------------------------------------------------------------------------
+
+    def check_step(self, index: int, step: CanaryStep) -> None:
+        report = self.report
+        where = (*self.path, "steps", index)
+        raw = step.to_raw()
+        expected = ", ".join(STEP_KEYS)
+        for key in raw:
+            if key not in STEP_KEYS:
+                report.error((*where, key), f"unknown step {key!r}; expected one of {expected}")
+        known = [key for key in raw if key in STEP_KEYS]
+        if not raw:
+            report.error(where, f"empty step; expected one of {expected}")
+        if len(known) > 1:
+            report.error(
+                where,
+                f"a step takes exactly one action, found {len(known)} ({', '.join(known)});"
+                " split it into separate steps",
+            )
+        for key in known:
+            if raw[key] is None:
+                hint = " (write pause: {} to pause until promoted)" if key == "pause" else ""
+                report.error((*where, key), f"step {key!r} has no value{hint}")
+        if step.set_weight is not None:
+            limit = self.routing.max_traffic_weight if self.routing is not None else None
+            limit = limit if limit and limit > 0 else 100
+            if not 0 <= step.set_weight <= limit:
+                report.error(
+                    (*where, "setWeight"), f"weight {step.set_weight} is outside 0..{limit}"
+                )
+        if step.pause is not None:
+            check_duration(report, (*where, "pause", "duration"), step.pause.duration)
+        if step.analysis is not None:
+            check_rollout_analysis(
+                report,
+                step.analysis,
+                (*where, "analysis"),
+                caller=Caller("step analysis", "the step's args", True),
+                catalog=self.catalog,
+                owner=self.owner,
+                namespace=self.namespace,
+            )
+        if step.experiment is not None:
+            self.check_experiment(step.experiment, (*where, "experiment"))
+        if step.set_canary_scale is not None:
+            self.check_canary_scale(step.set_canary_scale, (*where, "setCanaryScale"))
+        if step.set_header_route is not None:
+            self.check_header_route(step.set_header_route, (*where, "setHeaderRoute"))
+        if step.set_mirror_route is not None:
+            self.check_mirror_route(step.set_mirror_route, (*where, "setMirrorRoute"))
+        if step.plugin is not None and not step.plugin.name:
+            report.error((*where, "plugin", "name"), "a plugin step needs the plugin's name")
+
+    def check_managed_name(self, name: str | None, where: FieldPath, action: str) -> None:
+        managed = (
+            [route.name for route in (self.routing.managed_routes or [])] if self.routing else []
+        )
+        if not name:
+            self.report.error(
+                where, f"{action} needs a name listed in trafficRouting.managedRoutes"
+            )
+        elif name not in managed:
+            self.report.error(
+                (*where, "name"),
+                f"{action} {name!r} is not in trafficRouting.managedRoutes ({_names(managed)})",
+            )
+
+    def check_canary_scale(self, scale: SetCanaryScale, where: FieldPath) -> None:
+        if self.routing is None:
+            self.report.error(
+                where,
+                "setCanaryScale needs trafficRouting (without it the canary's size follows"
+                " setWeight)",
+            )
+        chosen = [
+            key
+            for key, set_ in (
+                ("weight", scale.weight is not None),
+                ("replicas", scale.replicas is not None),
+                ("matchTrafficWeight", bool(scale.match_traffic_weight)),
+            )
+            if set_
+        ]
+        if len(chosen) != 1:
+            self.report.error(
+                where,
+                "setCanaryScale takes exactly one of weight, replicas or matchTrafficWeight: true",
+            )
+        if scale.weight is not None and not 0 <= scale.weight <= 100:
+            self.report.error((*where, "weight"), f"weight {scale.weight} is outside 0..100")
+        _non_negative(self.report, (*where, "replicas"), scale.replicas)
+
+    def check_header_route(self, route: SetHeaderRoute, where: FieldPath) -> None:
+        if not self.has_router("istio", "alb", "apisix", "plugins"):
+            self.report.error(
+                where, "setHeaderRoute needs trafficRouting with istio, alb, apisix or plugins"
+            )
+        self.check_managed_name(route.name, where, "setHeaderRoute")
+        exact_only = self.has_router("alb")
+        for index, match in enumerate(route.match or []):
+            _check_string_match(
+                self.report,
+                match.header_value,
+                (*where, "match", index, "headerValue"),
+                exact_only=exact_only,
+            )
+
+    def check_mirror_route(self, route: SetMirrorRoute, where: FieldPath) -> None:
+        if not self.has_router("istio", "plugins"):
+            self.report.error(where, "setMirrorRoute needs trafficRouting with istio or plugins")
+        self.check_managed_name(route.name, where, "setMirrorRoute")
+        if route.percentage is not None and not 0 <= route.percentage <= 100:
+            self.report.error(
+                (*where, "percentage"), f"percentage {route.percentage} is outside 0..100"
+            )
+        for index, match in enumerate(route.match or []):
+            match_path = (*where, "match", index)
+            if match.method is None and match.path is None and not match.headers:
+                self.report.error(
+                    match_path, "a match needs at least one of method, path or headers"
+                )
+            for key, value in (("method", match.method), ("path", match.path)):
+                if value is not None:
+                    _check_string_match(self.report, value, (*match_path, key), exact_only=False)
+            for header, value in (match.headers or {}).items():
+                _check_string_match(
+                    self.report, value, (*match_path, "headers", header), exact_only=False
+                )
+
+    def check_experiment(self, experiment: RolloutExperimentStep, where: FieldPath) -> None:
+        report = self.report
+        if not experiment.templates:
+            report.error((*where, "templates"), "an experiment step needs at least one template")
+        names: set[str] = set()
+        for index, template in enumerate(experiment.templates):
+            template_path = (*where, "templates", index)
+            if template.name in names:
+                report.error(
+                    (*template_path, "name"), f"template name {template.name!r} is used twice"
+                )
+            names.add(template.name)
+            if template.spec_ref not in ("canary", "stable"):
+                report.error(
+                    (*template_path, "specRef"),
+                    f"specRef must be canary or stable, got {template.spec_ref!r}",
+                )
+            _non_negative(report, (*template_path, "replicas"), template.replicas)
+            if template.weight is not None:
+                if not self.has_router("alb", "smi", "istio", "plugins"):
+                    report.error(
+                        (*template_path, "weight"),
+                        "an experiment template's weight needs trafficRouting with alb, smi,"
+                        " istio or plugins",
+                    )
+                if not 0 <= template.weight <= 100:
+                    report.error(
+                        (*template_path, "weight"), f"weight {template.weight} is outside 0..100"
+                    )
+        check_duration(report, (*where, "duration"), experiment.duration)
+        check_experiment_analyses(
+            report,
+            experiment.analyses or [],
+            (*where, "analyses"),
+            catalog=self.catalog,
+            owner=self.owner,
+            namespace=self.namespace,
+            rollout=True,
+        )
+
+
+def check_experiment_analyses(
+    report: Report,
+    analyses: Sequence[Any],
+    path: FieldPath,
+    *,
+    catalog: Catalog,
+    owner: RawObject,
+    namespace: str | None,
+    rollout: bool,
+) -> None:
+    """Analyses of an experiment (a Rollout's experiment step, or an Experiment)."""
+    names: set[str] = set()
+    for index, analysis in enumerate(analyses):
+        where = (*path, index)
+        if analysis.name in names:
+            report.error((*where, "name"), f"analysis name {analysis.name!r} is used twice")
+        names.add(analysis.name)
+        args = analysis.args or []
+        check_caller_args(report, args, (*where, "args"), owner=owner, rollout=rollout)
+        refs = [
+            TemplateRef(
+                analysis.template_name, bool(analysis.cluster_scope), (*where, "templateName")
+            )
+        ]
+        check_analysis_refs(
+            report,
+            refs,
+            where,
+            args=args,
+            caller=Caller(
+                f"experiment analysis {analysis.name!r}", f"analyses[{index}].args", False
+            ),
+            catalog=catalog,
+            namespace=namespace,
+        )
+
+
+def _ingress_backends(raw: RawObject) -> list[str]:
+    """Service names an Ingress sends to (networking.k8s.io/v1 and the older v1beta1 shape)."""
+    found: list[str] = []
+
+    def add(backend: Any) -> None:
+        if not isinstance(backend, dict):
+            return
+        service = backend.get("service")
+        if isinstance(service, dict) and isinstance(service.get("name"), str):
+            found.append(service["name"])
+        if isinstance(backend.get("serviceName"), str):
+            found.append(backend["serviceName"])
+
+    spec = raw.get("spec")
+    if not isinstance(spec, dict):
+        return found
+    add(spec.get("defaultBackend"))
+    add(spec.get("backend"))
+    for rule in _list(spec.get("rules")):
+        http = rule.get("http") if isinstance(rule, dict) else None
+        for item in _list(http.get("paths") if isinstance(http, dict) else None):
+            if isinstance(item, dict):
+                add(item.get("backend"))
+    return found
+
+
+def _check_blue_green(
+    report: Report,
+    rollout: Rollout,
+    blue_green: BlueGreenStrategy,
+    *,
+    catalog: Catalog,
+    owner: RawObject,
+    history: int,
+) -> None:
+    path: FieldPath = ("spec", "strategy", "blueGreen")
+    if not blue_green.active_service:
+        report.error((*path, "activeService"), "activeService is required")
+    if blue_green.preview_service and blue_green.preview_service == blue_green.active_service:
+        report.error(
+            (*path, "previewService"),
+            f"previewService and activeService are both {blue_green.active_service!r};"
+            " they must be different Services",
+        )
+    for key, value in (
+        ("previewReplicaCount", blue_green.preview_replica_count),
+        ("autoPromotionSeconds", blue_green.auto_promotion_seconds),
+        ("scaleDownDelaySeconds", blue_green.scale_down_delay_seconds),
+        ("abortScaleDownDelaySeconds", blue_green.abort_scale_down_delay_seconds),
+    ):
+        _non_negative(report, (*path, key), value)
+    _check_revision_limit(
+        report,
+        (*path, "scaleDownDelayRevisionLimit"),
+        blue_green.scale_down_delay_revision_limit,
+        history=history,
+    )
+    _int_or_percent(report, (*path, "maxUnavailable"), blue_green.max_unavailable)
+    _check_anti_affinity(report, blue_green.anti_affinity, (*path, "antiAffinity"))
+    for key, analysis in (
+        ("prePromotionAnalysis", blue_green.pre_promotion_analysis),
+        ("postPromotionAnalysis", blue_green.post_promotion_analysis),
+    ):
+        if analysis is not None:
+            check_rollout_analysis(
+                report,
+                analysis,
+                (*path, key),
+                caller=Caller(key, f"the {key}'s args", True),
+                catalog=catalog,
+                owner=owner,
+                namespace=rollout.metadata.namespace,
+            )
