@@ -39,6 +39,7 @@ def parse_duration(value: int | float | str) -> float:
         pos = match.end()
     if not text or pos != len(text):
         raise ValueError(
-            f"invalid duration {value!r}: expected seconds or a Go duration like '30s', '2m', '1h30m'"
+            f"invalid duration {value!r}: expected seconds or a Go duration like"
+            " '30s', '2m', '1h30m'"
         )
     return sign * total
