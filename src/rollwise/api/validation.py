@@ -20,14 +20,10 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from rollwise.api.analysis_rules import (
-    check_duration,
-    check_metric_rules,
-    check_run_spec,
-    check_template_spec,
-)
+from rollwise.api.analysis_rules import check_run_spec, check_template_spec
 from rollwise.api.context import Catalog, Report
 from rollwise.api.manifests import FieldPath, Loaded, Problem
+from rollwise.api.metric_rules import check_duration, check_metric_rules
 from rollwise.api.models import (
     API_VERSION,
     AnalysisRun,
