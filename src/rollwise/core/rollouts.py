@@ -3,19 +3,143 @@
 Who calls it: the controller, once per reconcile of a Rollout, with an immutable snapshot of
 what it observed and the current time. Pure: it never mutates its inputs, reads no clock and
 does no I/O; called again with the same inputs it returns the same status and no new actions.
+
+Before the canary engine runs, the spec is checked for what the engine depends on (full
+validation with line numbers is `rollwise.api`'s job, at apply time). A spec the engine cannot
+run - or a feature that is not built yet, like blue-green - gives Argo's answer to an invalid
+spec: an `InvalidSpec` condition, phase Degraded with the reason, and no actions.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import datetime
 
-from rollwise.api.models import Rollout, RolloutStatus
+from rollwise.api import models as api
+from rollwise.core import conditions as cond
+from rollwise.core.actions import EmitEvent
+from rollwise.core.canary import decide_canary
 from rollwise.core.decisions import Decision
 from rollwise.core.observed import Observed
+from rollwise.core.steps import KNOWN_STEP_KINDS, pause_seconds, step_kind
+from rollwise.core.timestamps import format_time
+
+NOT_YET = "is not supported by rollwise yet"
 
 
-def decide(rollout: Rollout, observed: Observed, now: datetime) -> Decision:
+def _analyses(canary: api.CanaryStrategy) -> Iterator[tuple[str, api.RolloutAnalysis]]:
+    for i, step in enumerate(canary.steps or ()):
+        if step.analysis is not None:
+            yield f"spec.strategy.canary.steps[{i}].analysis", step.analysis
+    if canary.analysis is not None:
+        yield "spec.strategy.canary.analysis", canary.analysis
+
+
+def _canary_problem(canary: api.CanaryStrategy, observed: Observed) -> str | None:
+    if canary.ping_pong is not None:
+        return f"spec.strategy.canary.pingPong: ping-pong services {NOT_YET}"
+    if canary.dynamic_stable_scale:
+        return f"spec.strategy.canary.dynamicStableScale {NOT_YET}"
+    if canary.canary_service and canary.canary_service == canary.stable_service:
+        return (
+            "spec.strategy.canary: canaryService and stableService must be different "
+            f'(both are "{canary.canary_service}")'
+        )
+    for i, step in enumerate(canary.steps or ()):
+        where = f"spec.strategy.canary.steps[{i}]"
+        kind = step_kind(step)
+        if kind == "experiment":
+            return (
+                f"{where}.experiment: experiment steps {NOT_YET} "
+                "(they come with the Experiment controller)"
+            )
+        if kind == "plugin":
+            return f"{where}.plugin: step plugins {NOT_YET}"
+        if kind not in KNOWN_STEP_KINDS:
+            return f"{where}: a step needs one of {', '.join(KNOWN_STEP_KINDS)}"
+        routing = canary.traffic_routing
+        limit = (routing.max_traffic_weight if routing else None) or 100
+        if step.set_weight is not None and not 0 <= step.set_weight <= limit:
+            return f"{where}.setWeight: {step.set_weight} is not within 0..{limit}"
+        if step.pause is not None:
+            try:
+                seconds = pause_seconds(step.pause)
+            except ValueError as error:
+                return f"{where}.pause.duration: {error}"
+            if seconds is not None and seconds < 0:
+                return f"{where}.pause.duration: must not be negative"
+    for service in (canary.canary_service, canary.stable_service):
+        if service and service not in observed.service_selectors:
+            field = "canaryService" if service == canary.canary_service else "stableService"
+            return f'spec.strategy.canary.{field}: service "{service}" not found'
+    missing = set(observed.missing_templates)
+    for where, analysis in _analyses(canary):
+        for ref in analysis.templates or ():
+            if ref.template_name in missing:
+                kind = "ClusterAnalysisTemplate" if ref.cluster_scope else "AnalysisTemplate"
+                return f'{where}.templates: {kind} "{ref.template_name}" not found'
+    return None
+
+
+def spec_problem(rollout: api.Rollout, observed: Observed) -> str | None:
+    """Why the core cannot run this Rollout, or None if it can."""
+    spec = rollout.spec
+    if spec.workload_ref is not None:
+        return f"spec.workloadRef {NOT_YET}: put the pod template in spec.template"
+    if spec.selector is None:
+        return "Rollout has missing field '.spec.selector'"
+    if not (spec.selector.match_labels or spec.selector.match_expressions):
+        return "This rollout is selecting all pods. A non-empty selector is required."
+    if not spec.template:
+        return "Rollout has missing field '.spec.template'"
+    strategy = spec.strategy
+    if strategy.blue_green is not None:
+        return (
+            f"spec.strategy.blueGreen: the blue-green strategy {NOT_YET}; "
+            "use spec.strategy.canary for now"
+        )
+    if strategy.canary is None:
+        return "Rollout has missing field '.spec.strategy.canary'"
+    if spec.replicas is not None and spec.replicas < 0:
+        return "spec.replicas: must not be negative"
+    return _canary_problem(strategy.canary, observed)
+
+
+def _invalid_spec(rollout: api.Rollout, message: str, now: datetime) -> Decision:
+    prev = rollout.status.to_raw() if rollout.status is not None else {}
+    status = dict(prev)
+    conditions = [dict(c) for c in prev.get("conditions") or ()]
+    existing = cond.find_condition(conditions, cond.INVALID_SPEC)
+    changed = existing is None or existing.get("message") != message
+    if changed:
+        stamp = format_time(now)
+        cond.remove_condition(conditions, cond.INVALID_SPEC)
+        conditions.append(
+            {
+                "type": cond.INVALID_SPEC,
+                "status": "True",
+                "reason": cond.INVALID_SPEC,
+                "message": message,
+                "lastUpdateTime": stamp,
+                "lastTransitionTime": stamp,
+            }
+        )
+    status["conditions"] = conditions
+    status["phase"] = "Degraded"
+    status["message"] = f"{cond.INVALID_SPEC}: {message}"
+    if rollout.metadata.generation is not None:
+        status["observedGeneration"] = str(rollout.metadata.generation)
+    actions = (EmitEvent("Warning", cond.INVALID_SPEC, message),) if changed else ()
+    if status == prev and rollout.status is not None:
+        return Decision(status=rollout.status)
+    return Decision(status=api.RolloutStatus.model_validate(status), actions=actions)
+
+
+def decide(rollout: api.Rollout, observed: Observed, now: datetime) -> Decision:
     """The new status of `rollout` and the actions that bring the world towards its spec."""
-    # First commit: the signature the controller codes against; the engine follows.
-    status = rollout.status if rollout.status is not None else RolloutStatus()
-    return Decision(status=status, actions=(), requeue_after=None)
+    if now.tzinfo is None:
+        raise ValueError("decide() needs a timezone-aware `now`")
+    problem = spec_problem(rollout, observed)
+    if problem is not None:
+        return _invalid_spec(rollout, problem, now)
+    return decide_canary(rollout, observed, now)

@@ -1,0 +1,184 @@
+"""Where a canary's traffic goes: Service selectors and the router weight (reference 4.2).
+
+Who calls it: the canary engine, once per decision, before analysis and scaling. The weight
+never outruns the canary's capacity: until the canary ReplicaSet has its pods for the current
+step, traffic keeps the previous setWeight. On abort the weight goes back to 0 first; only when
+the router confirms it (or cannot tell) does the canary Service return to the stable pods.
+Also home of the replica counts a step asks for, which both traffic and scaling read.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from rollwise.core import actions as act
+from rollwise.core import replicas as math
+from rollwise.core import steps as st
+from rollwise.core.canary_state import CanaryFacts, Outbox, Progress, Raw, abort_delay
+from rollwise.core.observed import ReplicaSetView
+
+VERIFY_RETRY_SECONDS = 10.0
+
+
+def point_service(
+    facts: CanaryFacts, out: Outbox, service: str | None, rs: ReplicaSetView | None, *, check: bool
+) -> None:
+    if not service or rs is None or (facts.creating and rs is facts.new_rs):
+        return
+    current = facts.observed.service_selectors.get(service)
+    if current == rs.pod_template_hash:
+        return
+    # Never point a Service at nothing; adopting a Service that already serves traffic waits
+    # for the whole ReplicaSet.
+    if check and (rs.available == 0 or (current is None and rs.available < rs.replicas)):
+        return
+    out.actions.append(act.SwitchServiceSelector(service, rs.pod_template_hash))
+
+
+def reconcile_services(facts: CanaryFacts, progress: Progress, out: Outbox) -> None:
+    canary = facts.canary
+    point_service(facts, out, canary.stable_service, facts.stable_rs, check=True)
+    if progress.aborted:
+        if not facts.traffic_routed:
+            point_service(facts, out, canary.canary_service, facts.stable_rs, check=True)
+        return  # traffic-routed: after the weight is back on stable (see reconcile_traffic)
+    point_service(facts, out, canary.canary_service, facts.new_rs, check=True)
+
+
+def canary_target(facts: CanaryFacts, progress: Progress) -> tuple[int | None, int]:
+    """(setCanaryScale replicas, weight) that size the canary now (GetCanaryReplicasOrWeight)."""
+    if progress.promote_full or not progress.stable_hash or progress.fully_promoted:
+        return None, 100
+    scale = st.canary_scale_in_force(facts.steps, progress.index) if facts.traffic_routed else None
+    if scale is not None and progress.aborted and abort_delay(facts) != 0:
+        scale = None  # an aborted canary keeps its setCanaryScale only if it is never scaled down
+    if scale is not None:
+        if scale.replicas is not None:
+            return scale.replicas, 0
+        if scale.weight is not None:
+            return None, scale.weight
+    return None, st.current_set_weight(facts.steps, progress.index, aborted=progress.aborted)
+
+
+def desired_counts(facts: CanaryFacts, progress: Progress) -> tuple[int, int]:
+    """(new, stable) replica counts for the next move."""
+    canary_replicas, weight = canary_target(facts, progress)
+    if not facts.traffic_routed:
+        return math.basic_canary_counts(
+            replicas=facts.replicas,
+            weight=weight,
+            max_surge=facts.max_surge,
+            max_unavailable=facts.max_unavailable,
+            new=facts.new_rs,
+            stable=facts.stable_rs,
+            others=facts.others,
+        )
+    if facts.stable_rs is None or progress.fully_promoted:
+        return facts.replicas, 0
+    return math.traffic_routed_counts(
+        replicas=facts.replicas,
+        weight=weight,
+        canary_replicas=canary_replicas,
+        max_weight=facts.max_weight,
+        min_pods_per_replica_set=facts.canary.min_pods_per_replica_set,
+    )
+
+
+def at_desired_counts(facts: CanaryFacts, progress: Progress) -> bool:
+    new, stable = facts.new_rs, facts.stable_rs
+    if facts.creating or new is None or stable is None or progress.fully_promoted:
+        return False
+    desired_new, desired_stable = desired_counts(facts, progress)
+    if not (new.replicas == desired_new == new.available):
+        return False
+    if not (stable.replicas == desired_stable == stable.current_pods):
+        return False
+    # A basic canary's traffic follows pods: older revisions must be gone.
+    return facts.traffic_routed or sum(rs.available for rs in facts.others) == 0
+
+
+@dataclass
+class Traffic:
+    weights: Raw | None = None
+    verify_pending: bool = False
+    """The weight of this step is not verified yet (just set, or the router said no)."""
+    settled_on_stable: bool = False
+    """Aborted and the router has (verifiably) sent everything back to stable."""
+
+
+def desired_weight(facts: CanaryFacts, progress: Progress) -> int:
+    new = facts.new_rs
+    if progress.fully_promoted or progress.aborted:
+        return 0
+    if facts.creating or new is None or new.available == 0:
+        return 0
+    if progress.promote_full:
+        previous = (facts.prev.get("canary") or {}).get("weights") or {}
+        return int((previous.get("canary") or {}).get("weight") or 0)
+    index = progress.index
+    if index is None:
+        return 0
+    if not at_desired_counts(facts, progress):
+        # Traffic never outruns capacity: keep the last weight until the canary is ready.
+        return st.previous_set_weight(facts.steps, index)
+    if index < len(facts.steps):
+        return st.current_set_weight(facts.steps, index, aborted=False)
+    return facts.max_weight
+
+
+def reconcile_traffic(facts: CanaryFacts, progress: Progress, out: Outbox) -> Traffic:
+    if not facts.traffic_routed:
+        return Traffic()
+    canary = facts.canary
+    desired = desired_weight(facts, progress)
+    canary_hash = facts.pod_hash
+    stable_hash = facts.stable_rs.pod_template_hash if facts.stable_rs else ""
+    if progress.fully_promoted:
+        stable_hash = canary_hash
+    previous: Mapping[str, Any] = (facts.prev.get("canary") or {}).get("weights") or {}
+    prev_canary = previous.get("canary") or {}
+    prev_stable = previous.get("stable") or {}
+    weights: Raw = {
+        "canary": {"weight": desired, "podTemplateHash": canary_hash},
+        "stable": {"weight": facts.max_weight - desired, "podTemplateHash": stable_hash},
+    }
+    if canary.canary_service:
+        weights["canary"]["serviceName"] = canary.canary_service
+    if canary.stable_service:
+        weights["stable"]["serviceName"] = canary.stable_service
+
+    router_weight = facts.observed.current_router_weight
+    known_weight = router_weight if router_weight is not None else prev_canary.get("weight")
+    changed = (
+        not previous
+        or known_weight != desired
+        or prev_canary.get("podTemplateHash") != canary_hash
+        or prev_stable.get("podTemplateHash") != stable_hash
+    )
+    result = Traffic(weights=weights)
+    if changed:
+        out.actions.append(act.SetWeight(desired, canary_hash, stable_hash))
+        out.actions.append(act.VerifyWeight(desired))
+        if not previous:
+            out.event("TrafficWeightUpdated", f"Traffic weight updated to {desired}")
+        elif prev_canary.get("weight") != desired:
+            out.event(
+                "TrafficWeightUpdated",
+                f"Traffic weight updated from {prev_canary.get('weight')} to {desired}",
+            )
+        result.verify_pending = True
+    else:
+        verified = facts.observed.weight_verified
+        old_pods_left = any(rs.replicas for rs in facts.others)
+        if verified is False and (not progress.fully_promoted or old_pods_left):
+            out.actions.append(act.VerifyWeight(desired))
+            out.requeue.append(VERIFY_RETRY_SECONDS)
+            result.verify_pending = True
+        if verified is not None:
+            weights["verified"] = verified
+        if progress.aborted and desired == 0 and verified is not False:
+            result.settled_on_stable = True
+            point_service(facts, out, canary.canary_service, facts.stable_rs, check=False)
+    return result
