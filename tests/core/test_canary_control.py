@@ -6,10 +6,6 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-
-from rollwise.core import actions as act
-from rollwise.core import decide
-from rollwise.core.observed import Observed
 from tests.core.canary_world import (
     T0,
     World,
@@ -19,6 +15,10 @@ from tests.core.canary_world import (
     routed_rollout,
     seed_rollout,
 )
+
+from rollwise.core import actions as act
+from rollwise.core import decide
+from rollwise.core.observed import Observed
 
 YELLOW = "argoproj/rollouts-demo:yellow"
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from tests.core.canary_world import T0, World, basic_rollout, deployed, rollout_from, routed_rollout
 
 from rollwise.core import actions as act
 from rollwise.core import decide
 from rollwise.core.observed import Observed
-from tests.core.canary_world import T0, World, basic_rollout, deployed, rollout_from, routed_rollout
 
 YELLOW = "argoproj/rollouts-demo:yellow"
 ANALYSIS = {

@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from tests.core.canary_world import T0, basic_rollout, rollout_from
 
 from rollwise.api.errors import IllegalTransitionError
 from rollwise.core.canary_state import Progress, gather_facts
@@ -20,7 +21,6 @@ from rollwise.core.phases import (
     rollout_phase,
     stage_of,
 )
-from tests.core.canary_world import T0, basic_rollout, rollout_from
 
 ALLOWED = [
     (stage, trigger, target)

@@ -7,7 +7,6 @@ the test moves time; `decide` is called until it asks for nothing, after each mo
 from __future__ import annotations
 
 import pytest
-
 from tests.core.canary_world import World, deployed, seed_rollout
 
 STEPS = 8

@@ -2,8 +2,11 @@
 
 Who makes it: `rollwise.core.decide`. Who consumes it: the controller, which executes the
 actions in order, then writes `status` (skipping the write when it equals the stored status),
-then requeues the Rollout after `requeue_after` seconds if that is not None (a pause or a
-scale-down deadline expiring, a weight to verify again).
+then requeues the Rollout after `requeue_after` seconds if that is not None: when a timer
+runs out (a timed pause, a scale-down deadline, the progress deadline, a weight to verify
+again), or 0 when the decision changed something the next decision builds on (actions were
+asked for, or the status changed) - router answers and Service selectors are not always seen
+by a store watch. A decision that changes nothing and waits on no timer says None.
 """
 
 from __future__ import annotations

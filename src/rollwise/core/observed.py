@@ -89,7 +89,7 @@ class Observed:
     service_selectors: Mapping[str, str | None] = field(default_factory=dict)
     """For each Service the Rollout names (canaryService, stableService): the value of
     `rollouts-pod-template-hash` in its selector, None if it has none. A name absent from the
-    mapping means the Service does not exist."""
+    mapping means the Service does not exist (the Rollout is then InvalidSpec, as in Argo)."""
     missing_templates: tuple[str, ...] = ()
     """Names of (Cluster)AnalysisTemplates the Rollout references that the store does not hold."""
 

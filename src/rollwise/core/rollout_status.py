@@ -281,11 +281,8 @@ def assemble_status(facts: CanaryFacts, progress: Progress, traffic: Traffic, ou
     conditions = [
         dict(c) for c in prev.get("conditions") or () if c.get("type") != cond.INVALID_SPEC
     ]
-    # The condition update may still abort (progress deadline): stage fields are written after.
-    status_for_conditions = {**status, "stableRS": progress.stable_hash or None}
-    if facts.steps and progress.index is not None:
-        status_for_conditions["currentStepIndex"] = progress.index
-    _update_conditions(facts, progress, status_for_conditions, conditions, out)
+    _update_conditions(facts, progress, status, conditions, out)
+    # The progress deadline may have aborted: the stage-owned fields are written after it.
     if facts.steps and progress.index is not None:
         status["currentStepIndex"] = progress.index
 
