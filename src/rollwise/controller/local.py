@@ -195,10 +195,31 @@ class LocalController:
         return max(0.0, min(TICK_SECONDS, due - time.monotonic()))
 
 
+async def stop_home(home: Path, *, clock: Clock | None = None) -> None:
+    """Stop every pod process and the Traefik of `home`, e.g. those a killed controller left
+    running (a graceful stop does this itself). Adopts them first, so only processes this home
+    started are touched."""
+    clock = clock or SystemClock()
+    store = SqliteStore.open_home(home, clock=clock)
+    try:
+        pods = PodSupervisor(store, home, clock=clock)
+        await pods.reconcile(clock.now())
+        await pods.shutdown(stop_pods=True)
+        await TraefikProcess(home).stop()
+    finally:
+        store.close()
+
+
 def _key(obj: dict[str, object]) -> str:
     metadata = obj.get("metadata")
     assert isinstance(metadata, dict)
     return f"{metadata.get('namespace') or 'default'}/{metadata['name']}"
+
+
+def stop_local(*, home: Path) -> None:
+    """What `rollwise controller --local --stop` does: refused while a controller runs."""
+    with home_lock(home):
+        asyncio.run(stop_home(home))
 
 
 def run_local(*, home: Path, port: int | None = None, keep_running: bool = False) -> None:
