@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 from cli_objects import NOW, ago, analysis_run, pod, replica_set, rollout
 
-from rollwise.cli.info import human_duration, pod_icon, pod_status
-from rollwise.cli.render import render_rollout, render_rollout_list, status_line
+from rollwise.views.info import human_duration, pod_icon, pod_status
+from rollwise.views.render import render_rollout, render_rollout_list, status_line
 
 CHECKOUT_STEPS = [
     {"setWeight": 25},

@@ -10,7 +10,6 @@ from typing import Any
 
 from rollwise.api.models import Rollout
 from rollwise.core import actions as act
-from rollwise.core import decide
 from rollwise.core.decisions import Decision
 from rollwise.core.hashing import HASH_LABEL
 from rollwise.core.observed import (
@@ -22,6 +21,7 @@ from rollwise.core.observed import (
     analysis_run_view_from_raw,
     replica_set_view_from_raw,
 )
+from rollwise.core.rollouts import decide
 from rollwise.core.timestamps import format_time
 
 Raw = dict[str, Any]

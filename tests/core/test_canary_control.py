@@ -17,8 +17,8 @@ from tests.core.canary_world import (
 )
 
 from rollwise.core import actions as act
-from rollwise.core import decide
 from rollwise.core.observed import Observed
+from rollwise.core.rollouts import decide
 
 YELLOW = "argoproj/rollouts-demo:yellow"
 

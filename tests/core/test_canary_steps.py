@@ -8,8 +8,8 @@ import pytest
 from tests.core.canary_world import T0, World, basic_rollout, deployed, rollout_from, routed_rollout
 
 from rollwise.core import actions as act
-from rollwise.core import decide
 from rollwise.core.observed import Observed
+from rollwise.core.rollouts import decide
 
 YELLOW = "argoproj/rollouts-demo:yellow"
 ANALYSIS = {

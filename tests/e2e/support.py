@@ -153,7 +153,7 @@ def wait_until(
 
 def web_port(home: Path) -> int:
     state = json.loads((home / "traefik" / "state.json").read_text())
-    return int(state["web_port"])
+    return int(state["webPort"])
 
 
 def colors_served(home: Path, host: str, count: int) -> Counter[str]:

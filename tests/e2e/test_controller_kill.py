@@ -10,9 +10,9 @@ import time
 from pathlib import Path
 
 import pytest
+from support import IMAGE, ControllerProcess, rollout_yaml, rollwise, wait_until
 
 from rollwise.platforms.local.store import SqliteStore
-from support import IMAGE, ControllerProcess, rollout_yaml, rollwise, wait_until
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
 

@@ -258,8 +258,8 @@ def undo(
     ] = 0,
 ) -> None:
     """Roll back to the pod template of an earlier revision."""
-    from rollwise.cli.info import owned_by
     from rollwise.core.commands import undo_patch
+    from rollwise.views.info import owned_by
 
     settings = _settings(ctx)
     with open_store(settings, create=False) as store:

@@ -18,8 +18,8 @@ from typing import Annotated, Any
 import typer
 
 from rollwise.api.errors import NotFoundError, UserError
-from rollwise.cli import info, render
 from rollwise.cli.state import Settings, open_store, read_rollout, read_tree, use_color
+from rollwise.views import info, render
 
 _POLL_SECONDS = 0.1
 _MIN_REDRAW_SECONDS = 0.2

@@ -1,8 +1,8 @@
 """One reconcile of one Rollout: read, observe, decide, act, write the status.
 
 Who calls it: the controller loop (`rollwise.controller.local`), for each key the work queue
-hands out. The decision comes from `rollwise.core.decide`; this module only moves data between
-the store, the platform's executor and the core, in the order the core's contract asks:
+hands out. The decision comes from `rollwise.core.rollouts.decide`; this module only moves data
+between the store, the platform's executor and the core, in the order the core's contract asks:
 execute every action first, and write the status only if all of them succeeded (so a failed
 action is asked for again by the next decision, made from the same status). A status equal to
 the stored one is not written. A stale write (someone patched the Rollout meanwhile, e.g. the

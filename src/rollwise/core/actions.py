@@ -1,6 +1,6 @@
 """The typed actions a decision asks for; both platforms execute the same ones.
 
-Who makes them: `rollwise.core.decide`. Who executes them: the controller, through the
+Who makes them: `rollwise.core.rollouts.decide`. Who executes them: the controller, through the
 platform's executors (ReplicaSets, pods, services, analysis runs) and the router, in the order
 given, before it writes the decided status. If an action fails the controller must not write the
 status: the next decision, made from the same status, asks for the action again. That is what

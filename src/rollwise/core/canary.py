@@ -1,6 +1,6 @@
 """The canary engine: one decision for one canary Rollout (reference sections 1.5-1.12, 4.2).
 
-Who calls it: `rollwise.core.decide`, after the spec passed the checks the core depends on.
+Who calls it: `rollwise.core.rollouts.decide`, after the spec passed the checks the core depends on.
 
 Flow of one decision (the order is Argo's, `rollout/canary.go`):
 

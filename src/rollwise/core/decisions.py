@@ -1,6 +1,6 @@
 """What one call of the core decides for one Rollout: its new status and the actions to take.
 
-Who makes it: `rollwise.core.decide`. Who consumes it: the controller, which executes the
+Who makes it: `rollwise.core.rollouts.decide`. Who consumes it: the controller, which executes the
 actions in order, then writes `status` (skipping the write when it equals the stored status),
 then requeues the Rollout after `requeue_after` seconds if that is not None: when a timer
 runs out (a timed pause, a scale-down deadline, the progress deadline, a weight to verify

@@ -3,7 +3,7 @@
 Who builds it: the controller, from its store (ReplicaSets and AnalysisRuns owned by the
 Rollout, the Services the Rollout names) and from what its router executor remembers; the
 builders below turn raw store objects (Kubernetes shape, camelCase) into views. Who reads it:
-`rollwise.core.decide`. Nothing here does I/O or reads the clock.
+`rollwise.core.rollouts.decide`. Nothing here does I/O or reads the clock.
 
 Router fields, and how the controller keeps them:
 - `current_router_weight`: the canary weight the router holds now. Set it to `w` after executing

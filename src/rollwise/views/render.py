@@ -13,8 +13,8 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from rollwise.cli import info
-from rollwise.cli.info import AnalysisRunInfo, ReplicaSetInfo
+from rollwise.views import info
+from rollwise.views.info import AnalysisRunInfo, ReplicaSetInfo
 
 ICON_ROLLOUT = "⟳"
 ICON_REVISION = "#"
