@@ -219,6 +219,12 @@ def _phase(rollout: dict[str, Any]) -> str:
     return str((rollout.get("status") or {}).get("phase") or "")
 
 
+def _observed(rollout: dict[str, Any]) -> bool:
+    """Whether the controller's status describes the current spec (not the previous one)."""
+    status = rollout.get("status") or {}
+    return status.get("observedGeneration") == str(rollout["metadata"].get("generation"))
+
+
 def _healthy_on(image: str) -> Callable[[dict[str, Any]], bool]:
     def check(rollout: dict[str, Any]) -> bool:
         status = rollout.get("status") or {}
@@ -227,7 +233,7 @@ def _healthy_on(image: str) -> Callable[[dict[str, Any]], bool]:
             _phase(rollout) == "Healthy"
             and containers[0]["image"] == image
             and status.get("stableRS") == status.get("currentPodHash")
-            and status.get("observedGeneration") == str(rollout["metadata"].get("generation"))
+            and _observed(rollout)
         )
 
     return check
@@ -262,7 +268,8 @@ async def _run_scenarios(demo: Demo, scenarios: list[Scenario]) -> None:
         live_display.start()
 
         async def show() -> None:
-            served = ", ".join(f"{k.split(':')[-1]}={v}" for k, v in sorted(load.served.items()))
+            counts = load.served if load is not None else {}
+            served = ", ".join(f"{k.split(':')[-1]}={v}" for k, v in sorted(counts.items()))
             live_display.update(Text.from_ansi(f"{demo.draw()}\n\nserved: {served}\n"))
 
     else:
@@ -270,15 +277,17 @@ async def _run_scenarios(demo: Demo, scenarios: list[Scenario]) -> None:
         async def show() -> None:
             return None
 
-    load = LoadGenerator(demo.controller.url + "/", "myapp.localhost")
+    load: LoadGenerator | None = None
     try:
         if not await demo.wait_for(_healthy_on(f"{IMAGE}:blue"), on_tick=show):
             raise RuntimeError("the first revision never became Healthy")
+        load = LoadGenerator(demo.controller.url + "/", "myapp.localhost")
         await load.start()
         for scenario in scenarios:
             await _scenario(demo, scenario, load, show)
     finally:
-        await load.stop()
+        if load is not None:
+            await load.stop()
         if live_display is not None:
             live_display.stop()
         demo.controller.stop()
@@ -297,10 +306,7 @@ async def _scenario(
 
     def record(current: dict[str, Any]) -> None:
         weight = _step_weight(current)
-        generation_seen = (current.get("status") or {}).get("observedGeneration") == str(
-            current["metadata"].get("generation")
-        )
-        if weight is not None and generation_seen and weight not in scenario.weights[-1:]:
+        if weight is not None and _observed(current) and weight not in scenario.weights[-1:]:
             scenario.weights.append(weight)
 
     async def tick() -> None:
@@ -312,7 +318,9 @@ async def _scenario(
         record(demo.rollout())
         scenario.outcome = "promoted" if done else "timed out"
     else:
-        reached = await demo.wait_for(lambda r: (_step_weight(r) or 0) >= 60, on_tick=tick)
+        reached = await demo.wait_for(
+            lambda r: _observed(r) and (_step_weight(r) or 0) >= 60, on_tick=tick
+        )
         record(demo.rollout())
         current = demo.rollout()
         abort = abort_patch(current)
