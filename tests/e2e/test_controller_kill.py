@@ -60,8 +60,6 @@ def test_the_canary_survives_random_kills(
         if phase == "Healthy" and step == 8:
             break
         controller.start()
-    else:
-        controller.start()
 
     def promoted() -> bool:
         step, phase, revisions = snapshot(home)
