@@ -48,18 +48,30 @@ class World:
     events: list[act.EmitEvent] = field(default_factory=list)
     log: list[act.Action] = field(default_factory=list)
     missing_templates: tuple[str, ...] = ()
+    pods_born: dict[str, datetime] = field(default_factory=dict)
+    """When each ReplicaSet's oldest pod was started (a restart replaces them all at once)."""
 
     # --- what the controller would observe -------------------------------------------------
 
     def observe(self) -> Observed:
         return Observed(
-            replica_sets=tuple(replica_set_view_from_raw(r) for r in self.replica_sets.values()),
+            replica_sets=tuple(
+                replica_set_view_from_raw(r, self._pods(name))
+                for name, r in self.replica_sets.items()
+            ),
             analysis_runs=tuple(analysis_run_view_from_raw(r) for r in self.runs.values()),
             weight_verified=self.verified,
             current_router_weight=self.router_weight,
             service_selectors=dict(self.services),
             missing_templates=self.missing_templates,
         )
+
+    def _pods(self, rs_name: str) -> list[Raw]:
+        raw = self.replica_sets[rs_name]
+        if not raw["spec"]["replicas"]:
+            return []
+        born = self.pods_born.setdefault(rs_name, self.now)
+        return [{"metadata": {"creationTimestamp": format_time(born)}}]
 
     @property
     def status(self) -> Raw:
@@ -72,6 +84,8 @@ class World:
 
     def _set_rs_size(self, raw: Raw, replicas: int) -> None:
         raw["spec"]["replicas"] = replicas
+        if replicas == 0:
+            self.pods_born.pop(raw["metadata"]["name"], None)
         # Pods that were ready stay ready; new ones are ready at once only if pods come up.
         was_ready = (raw.get("status") or {}).get("readyReplicas", 0)
         ready = replicas if self.pods_come_up else min(was_ready, replicas)
@@ -150,7 +164,8 @@ class World:
             case act.EmitEvent():
                 self.events.append(action)
             case act.RestartPods():
-                pass
+                for name in action.replica_sets:
+                    self.pods_born[name] = self.now
 
     def _route(self, name: str, match: object) -> None:
         if match:

@@ -170,17 +170,28 @@ def controller(
         typer.Option("--local/--kubernetes", help="Run against the local store (the default)."),
     ] = True,
     port: Annotated[
-        int | None, typer.Option("--port", help="Port of the local API and proxy.")
+        int | None, typer.Option("--port", help="Port Traefik serves the services on.")
     ] = None,
+    stop: Annotated[
+        bool,
+        typer.Option(
+            "--stop",
+            help="Stop the pods and Traefik a killed controller left running, then exit.",
+        ),
+    ] = False,
 ) -> None:
-    """Run the controller in the foreground until Ctrl-C."""
+    """Run the controller in the foreground until Ctrl-C (which stops its pods and Traefik)."""
     settings = ctx.obj
     assert isinstance(settings, Settings)
     if not local:
         Settings(settings.home, settings.namespace, "kubernetes").require_local()
     settings.require_local()
-    from rollwise.controller.local import run_local
+    from rollwise.controller.local import run_local, stop_local
 
+    if stop:
+        stop_local(home=settings.home)
+        typer.echo(f"stopped the pods and Traefik of {settings.home}")
+        return
     with contextlib.suppress(KeyboardInterrupt):
         run_local(home=settings.home, port=port)
 
@@ -191,7 +202,7 @@ def demo(
         bool, typer.Option("--json", help="Print the timeline as JSON.")
     ] = False,
 ) -> None:
-    """Run a whole canary with analysis and automatic rollback, locally, in about a minute."""
+    """Run a whole canary locally in about a minute: one promoted, one aborted."""
     from rollwise.demo.scenarios import main as run_demo
 
     result = run_demo(json_output=json_output)

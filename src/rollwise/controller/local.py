@@ -80,6 +80,7 @@ class LocalController:
     clock: Clock = field(default_factory=SystemClock)
 
     def __post_init__(self) -> None:
+        self.home = self.home.resolve()
         self.store = SqliteStore.open_home(self.home, clock=self.clock)
         self.traefik = TraefikProcess(self.home, web_port=self.port, api_port=None)
         self.dataplane = DataPlane(self.home, self.traefik)
@@ -101,7 +102,12 @@ class LocalController:
 
     async def start(self) -> None:
         how = await self.traefik.start_or_adopt()
-        log.info("traefik %s, serving http://<service>.localhost:%s/", how, self.traefik.web_port)
+        log.info(
+            "rollwise controller for %s: Traefik %s; services at http://<service>.localhost:%s/",
+            self.home,
+            how,
+            self.traefik.web_port,
+        )
         self._seen_revision = self.store.revision()
         for rollout in self.store.list("Rollout", None):
             self.queue.add(_key(rollout))

@@ -17,7 +17,7 @@ Router fields, and how the controller keeps them:
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -51,6 +51,9 @@ class ReplicaSetView:
     scale_down_deadline: datetime | None = None
     current: int | None = None
     """status.replicas (pods that exist, ready or not); None when unknown: read `replicas`."""
+    oldest_pod_created_at: datetime | None = None
+    """Creation time of its oldest pod that is not terminating (None: no pods, or not looked
+    at); `restartAt` is done once no ReplicaSet has a pod older than it."""
 
     @property
     def current_pods(self) -> int:
@@ -104,8 +107,22 @@ def _int(value: Any, default: int = 0) -> int:
         return default
 
 
-def replica_set_view_from_raw(raw: Mapping[str, Any]) -> ReplicaSetView:
-    """A view of a raw ReplicaSet (apps/v1 shape, as stored in both modes)."""
+def oldest_pod_created_at(pods: Iterable[Mapping[str, Any]]) -> datetime | None:
+    """The creation time of the oldest of `pods` that is not terminating."""
+    created = [
+        parse_time_or_none((pod.get("metadata") or {}).get("creationTimestamp"))
+        for pod in pods
+        if not (pod.get("metadata") or {}).get("deletionTimestamp")
+    ]
+    known = [moment for moment in created if moment is not None]
+    return min(known) if known else None
+
+
+def replica_set_view_from_raw(
+    raw: Mapping[str, Any], pods: Iterable[Mapping[str, Any]] = ()
+) -> ReplicaSetView:
+    """A view of a raw ReplicaSet (apps/v1 shape, as stored in both modes); `pods` are its own
+    pods, when the caller looked at them."""
     metadata = raw.get("metadata") or {}
     labels = metadata.get("labels") or {}
     annotations = metadata.get("annotations") or {}
@@ -127,6 +144,7 @@ def replica_set_view_from_raw(raw: Mapping[str, Any]) -> ReplicaSetView:
         created_at=parse_time_or_none(metadata.get("creationTimestamp")) or _EPOCH,
         scale_down_deadline=parse_time_or_none(annotations.get(SCALE_DOWN_DEADLINE_ANNOTATION)),
         current=None if status_replicas is None else _int(status_replicas),
+        oldest_pod_created_at=oldest_pod_created_at(pods),
     )
 
 

@@ -18,6 +18,7 @@ from rollwise.core.traffic import Traffic, desired_counts
 
 DEFAULT_REVISION_HISTORY_LIMIT = 10
 DEFAULT_SCALE_DOWN_DELAY_SECONDS = 30
+RESTART_CHECK_SECONDS = 1.0
 
 
 def restart_pods(facts: CanaryFacts, progress: Progress, out: Outbox) -> None:
@@ -29,11 +30,20 @@ def restart_pods(facts: CanaryFacts, progress: Progress, out: Outbox) -> None:
     if restart_at > facts.now:
         out.requeue_at(restart_at)
         return
-    names = tuple(rs.name for rs in facts.observed.replica_sets if rs.replicas > 0)
-    if names:
+    stale = tuple(
+        rs.name
+        for rs in facts.observed.replica_sets
+        if rs.replicas > 0
+        and rs.oldest_pod_created_at is not None
+        and rs.oldest_pod_created_at < restart_at
+    )
+    if stale:
+        # One batch at a time, as availability allows: come back until none is left.
         out.actions.append(
-            act.RestartPods(names, restart_at, max_unavailable=max(facts.max_unavailable, 1))
+            act.RestartPods(stale, restart_at, max_unavailable=max(facts.max_unavailable, 1))
         )
+        out.requeue.append(RESTART_CHECK_SECONDS)
+        return
     progress.restarted_at = format_time(restart_at)
 
 

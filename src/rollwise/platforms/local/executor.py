@@ -85,9 +85,15 @@ class LocalExecutor:
                     if raw is not None:
                         services[name] = service_selector_hash(raw)
         memory = self._routers.get((rollout.namespace, rollout.name), RouterMemory())
+        replica_sets = self.owned("ReplicaSet", rollout)
+        # Pods matter to the core only while a restart is pending; skip reading them otherwise.
+        pods = self.store.list("Pod", rollout.namespace) if rollout.spec.restart_at else []
         return Observed(
             replica_sets=tuple(
-                replica_set_view_from_raw(rs) for rs in self.owned("ReplicaSet", rollout)
+                replica_set_view_from_raw(
+                    rs, [pod for pod in pods if owned_by(pod, "ReplicaSet", rs["metadata"]["name"])]
+                )
+                for rs in replica_sets
             ),
             analysis_runs=tuple(
                 analysis_run_view_from_raw(run) for run in self.owned("AnalysisRun", rollout)

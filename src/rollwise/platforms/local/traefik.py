@@ -153,7 +153,8 @@ class TraefikProcess:
         api_port: int | None = None,
         binary: Path | None = None,
     ) -> None:
-        self.home = home
+        # Absolute: Traefik reads the paths in its static configuration from its own cwd.
+        self.home = home.resolve()
         self.requested_web_port = web_port
         self.requested_api_port = api_port
         self._binary = binary
