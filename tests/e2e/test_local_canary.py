@@ -14,6 +14,7 @@ from support import (
     colors_served,
     rollout_yaml,
     rollwise,
+    store_of,
     wait_until,
 )
 
@@ -76,6 +77,18 @@ def test_canary_steps_through_the_plan_and_moves_real_traffic(
         lambda: colors_served(home, "myapp.localhost", 20) == {"yellow": 20},
         what="all traffic on yellow",
     )
+
+    rollwise(home, "restart", "myapp")
+    restart_at = get(home)["spec"]["restartAt"]
+    wait_until(lambda: status(home).get("restartedAt") == restart_at, what="pods restarted")
+    store = store_of(home)
+    try:
+        # The last pod replaced may still be terminating; it no longer receives traffic.
+        pods = [p for p in store.list("Pod") if not p["metadata"].get("deletionTimestamp")]
+        assert len(pods) == 5
+        assert all(pod["metadata"]["creationTimestamp"] >= restart_at for pod in pods)
+    finally:
+        store.close()
 
 
 def test_abort_returns_traffic_to_stable_and_retry_goes_again(
