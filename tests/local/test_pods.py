@@ -17,12 +17,13 @@ import subprocess
 import sys
 import urllib.request
 from collections.abc import AsyncIterator, Callable, Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from rollwise.core.timestamps import ManualClock
 from rollwise.platforms.local import processes
 from rollwise.platforms.local.images import ImageTable
 from rollwise.platforms.local.pods import (
@@ -55,17 +56,6 @@ http.server.ThreadingHTTPServer(("127.0.0.1", int(os.environ["PORT"])), Handler)
 """
 SERVER = [sys.executable, "-c", SERVER_SOURCE]
 CRASHER = [sys.executable, "-c", "import sys; print('bye'); sys.exit(3)"]
-
-
-class ManualClock:
-    def __init__(self, at: datetime) -> None:
-        self.at = at
-
-    def now(self) -> datetime:
-        return self.at
-
-    def advance(self, seconds: float) -> None:
-        self.at += timedelta(seconds=seconds)
 
 
 @pytest.fixture
@@ -525,7 +515,7 @@ async def test_an_image_missing_from_the_table_waits_until_it_is_added(
 CONTROLLER = """
 import asyncio, sys
 from pathlib import Path
-from rollwise.platforms.local.clock import SystemClock
+from rollwise.core.timestamps import SystemClock
 from rollwise.platforms.local.pods import PodSupervisor, PID_ANNOTATION
 from rollwise.platforms.local.store import SqliteStore
 

@@ -34,7 +34,7 @@ from pathlib import Path
 from rollwise.api.errors import UserError
 from rollwise.controller.reconciler import RolloutReconciler
 from rollwise.controller.workqueue import WorkQueue
-from rollwise.platforms.local.clock import Clock, SystemClock
+from rollwise.core.timestamps import Clock, SystemClock
 from rollwise.platforms.local.dataplane import DataPlane
 from rollwise.platforms.local.executor import LocalExecutor, rollout_keys_for_change
 from rollwise.platforms.local.pods import PodSupervisor

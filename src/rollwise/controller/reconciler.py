@@ -21,8 +21,7 @@ from rollwise.api.models import Rollout, RolloutStatus
 from rollwise.core import actions as act
 from rollwise.core.observed import Observed
 from rollwise.core.rollouts import decide
-from rollwise.core.timestamps import format_time
-from rollwise.platforms.local.clock import Clock
+from rollwise.core.timestamps import Clock, format_time
 
 RawObject = dict[str, Any]
 

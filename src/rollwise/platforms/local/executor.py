@@ -31,8 +31,7 @@ from rollwise.core.observed import (
     replica_set_view_from_raw,
     service_selector_hash,
 )
-from rollwise.core.timestamps import format_time
-from rollwise.platforms.local.clock import Clock
+from rollwise.core.timestamps import Clock, format_time
 from rollwise.platforms.local.dataplane import DataPlane, LocalRouter
 from rollwise.platforms.local.dataplane_config import service_backends
 from rollwise.platforms.local.pods import PodSupervisor

@@ -37,8 +37,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from rollwise.api.errors import ManifestError, NotFoundError, UserError
+from rollwise.core.timestamps import Clock, format_time, parse_time
 from rollwise.platforms.local import processes
-from rollwise.platforms.local.clock import Clock, format_time, parse_time
 from rollwise.platforms.local.images import IMAGES_FILE, ImageTable, ProcessSpec
 from rollwise.platforms.local.probes import ReadinessProbe, check_ready
 from rollwise.platforms.local.processes import ProcessExit, ProcessHandle

@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from rollwise.api.errors import ConflictError, NotFoundError, TransientError, UserError
-from rollwise.platforms.local.clock import Clock, SystemClock, format_time
+from rollwise.core.timestamps import Clock, SystemClock, format_time
 from rollwise.platforms.local.merging import merge_patch, three_way_merge_patch
 
 if TYPE_CHECKING:
