@@ -24,7 +24,7 @@ from rollwise.core.observed import Observed
 from rollwise.core.steps import KNOWN_STEP_KINDS, pause_seconds, step_kind
 from rollwise.core.timestamps import format_time
 
-NOT_YET = "is not supported by rollwise yet"
+NOT_YET = "not supported by rollwise yet"
 
 
 def _analyses(canary: api.CanaryStrategy) -> Iterator[tuple[str, api.RolloutAnalysis]]:
@@ -37,9 +37,9 @@ def _analyses(canary: api.CanaryStrategy) -> Iterator[tuple[str, api.RolloutAnal
 
 def _canary_problem(canary: api.CanaryStrategy, observed: Observed) -> str | None:
     if canary.ping_pong is not None:
-        return f"spec.strategy.canary.pingPong: ping-pong services {NOT_YET}"
+        return f"spec.strategy.canary.pingPong: ping-pong services are {NOT_YET}"
     if canary.dynamic_stable_scale:
-        return f"spec.strategy.canary.dynamicStableScale {NOT_YET}"
+        return f"spec.strategy.canary.dynamicStableScale is {NOT_YET}"
     if canary.canary_service and canary.canary_service == canary.stable_service:
         return (
             "spec.strategy.canary: canaryService and stableService must be different "
@@ -50,11 +50,11 @@ def _canary_problem(canary: api.CanaryStrategy, observed: Observed) -> str | Non
         kind = step_kind(step)
         if kind == "experiment":
             return (
-                f"{where}.experiment: experiment steps {NOT_YET} "
+                f"{where}.experiment: experiment steps are {NOT_YET} "
                 "(they come with the Experiment controller)"
             )
         if kind == "plugin":
-            return f"{where}.plugin: step plugins {NOT_YET}"
+            return f"{where}.plugin: step plugins are {NOT_YET}"
         if kind not in KNOWN_STEP_KINDS:
             return f"{where}: a step needs one of {', '.join(KNOWN_STEP_KINDS)}"
         routing = canary.traffic_routing
@@ -85,7 +85,7 @@ def spec_problem(rollout: api.Rollout, observed: Observed) -> str | None:
     """Why the core cannot run this Rollout, or None if it can."""
     spec = rollout.spec
     if spec.workload_ref is not None:
-        return f"spec.workloadRef {NOT_YET}: put the pod template in spec.template"
+        return f"spec.workloadRef is {NOT_YET}: put the pod template in spec.template"
     if spec.selector is None:
         return "Rollout has missing field '.spec.selector'"
     if not (spec.selector.match_labels or spec.selector.match_expressions):
@@ -95,7 +95,7 @@ def spec_problem(rollout: api.Rollout, observed: Observed) -> str | None:
     strategy = spec.strategy
     if strategy.blue_green is not None:
         return (
-            f"spec.strategy.blueGreen: the blue-green strategy {NOT_YET}; "
+            f"spec.strategy.blueGreen: the blue-green strategy is {NOT_YET}; "
             "use spec.strategy.canary for now"
         )
     if strategy.canary is None:

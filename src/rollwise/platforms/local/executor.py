@@ -267,6 +267,8 @@ class LocalExecutor:
                 "template": template,
             },
         }
+        if rollout.spec.min_ready_seconds:
+            replica_set["spec"]["minReadySeconds"] = rollout.spec.min_ready_seconds
         try:
             self.store.create(replica_set)
         except ConflictError:
