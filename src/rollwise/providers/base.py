@@ -59,19 +59,14 @@ class ProviderServices:
 
 @dataclass(frozen=True)
 class ProviderContext:
-    """Everything a provider may know besides the metric itself.
-
-    `previous` is the last finished measurement of this metric in this run (None for the
-    first): stateless providers that report deltas over time (`rollwise/builtin`) keep their
-    counter snapshot in its metadata instead of in memory, so they survive restarts.
-    """
+    """Everything a provider may know besides the metric itself. Providers keep no state
+    between calls: what an asynchronous measurement needs later lives in its metadata."""
 
     clock: Clock
     namespace: str = "default"
     run_name: str = ""
     secrets: Mapping[str, str] = field(default_factory=dict)
     services: ProviderServices = field(default_factory=ProviderServices)
-    previous: Measurement | None = None
 
     def now(self) -> datetime:
         return self.clock.now()
@@ -226,6 +221,23 @@ def error_at(
         started_at=format_time(started_at),
         finished_at=format_time(finished_at),
         metadata=dict(metadata) if metadata else None,
+    )
+
+
+def finished(
+    metric: Metric,
+    value: object,
+    *,
+    started_at: datetime,
+    finished_at: datetime,
+    metadata: Mapping[str, str] | None = None,
+) -> Measurement:
+    """A finished measurement of `value`: the metric's conditions decide its phase (the core's
+    `measurement_from_value`, imported here so synchronous providers need not know where)."""
+    from rollwise.core.analysis.evaluate import measurement_from_value
+
+    return measurement_from_value(
+        metric, value, started_at=started_at, finished_at=finished_at, metadata=metadata
     )
 
 

@@ -1,0 +1,275 @@
+"""The `prometheus` metric provider: Argo's fields, Argo's result typing, one HTTP call.
+
+Who calls it: the analysis shell through `rollwise.providers.base.provider_for`. One `run` is one
+instant query (`/api/v1/query` with `time=now`) or one range query (`/api/v1/query_range`), sent
+as a form POST like Argo's client (falling back to GET when the server answers 405).
+
+Fields (reference 3.1): `address` (else env `ARGO_ROLLOUTS_PROMETHEUS_ADDRESS`), `query`,
+`timeout` (seconds, default 30, negative rejected), `insecure`, `headers[{key,value}]`,
+`authentication.basicAuth{username,password}`, `authentication.oauth2{tokenUrl, clientId,
+clientSecret, scopes}` (client credentials), `authentication.sigv4` (Amazon Managed Prometheus:
+not supported, an Error), `rangeQuery{start, end, step}` with start/end expressions such as
+`now() - duration("10m")`.
+
+Result typing (reference 2.10): scalar -> float; vector -> list of floats in response order
+(empty vector -> []); matrix -> one flat list of every sample; NaN and +-Inf are floats; a string
+result is an Error. The measurement metadata holds `ResolvedPrometheusQuery` (the query after
+argument substitution, as Argo's metric metadata does) and Prometheus' `warnings`.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from datetime import datetime, timedelta
+from typing import Any
+
+from rollwise.api.durations import parse_duration
+from rollwise.api.models import Measurement, Metric
+from rollwise.providers.base import (
+    ProviderContext,
+    SynchronousProvider,
+    error_at,
+    finished,
+    provider_config,
+    register,
+)
+from rollwise.providers.http import HTTPAnswer, HTTPFailure, fetch, header_pairs, oauth2_token
+
+ADDRESS_ENV = "ARGO_ROLLOUTS_PROMETHEUS_ADDRESS"
+DEFAULT_TIMEOUT_S = 30.0
+RESOLVED_QUERY_KEY = "ResolvedPrometheusQuery"
+WHAT = "Prometheus"
+
+
+class PrometheusFailure(Exception):
+    """Internal: a reason to end this measurement as Error (never leaves the module)."""
+
+
+@register("prometheus")
+class PrometheusProvider(SynchronousProvider):
+    async def run(self, metric: Metric, context: ProviderContext) -> Measurement:
+        started = context.now()
+        config = provider_config(metric, "prometheus")
+        query = str(config.get("query") or "")
+        metadata = {RESOLVED_QUERY_KEY: query}
+        try:
+            value, warnings = await self._query(config, query, context)
+        except PrometheusFailure as failure:
+            return error_at(
+                str(failure), started_at=started, finished_at=context.now(), metadata=metadata
+            )
+        if warnings:
+            metadata["warnings"] = "; ".join(warnings)
+        return finished(
+            metric, value, started_at=started, finished_at=context.now(), metadata=metadata
+        )
+
+    async def _query(
+        self, config: Mapping[str, Any], query: str, context: ProviderContext
+    ) -> tuple[object, list[str]]:
+        address = str(config.get("address") or os.environ.get(ADDRESS_ENV) or "").rstrip("/")
+        if not address:
+            raise PrometheusFailure(
+                f"prometheus.address is not set (nor the environment variable {ADDRESS_ENV})"
+            )
+        if not query.strip():
+            raise PrometheusFailure("prometheus.query is empty")
+        timeout = _timeout(config.get("timeout"))
+        insecure = bool(config.get("insecure"))
+        headers = header_pairs(config.get("headers"))
+        auth = config.get("authentication")
+        auth = auth if isinstance(auth, Mapping) else {}
+        basic = _basic_auth(auth.get("basicAuth"))
+        if auth.get("sigv4") and "aps-workspaces" in address:
+            raise PrometheusFailure(
+                "prometheus.authentication.sigv4 (Amazon Managed Prometheus) is not supported "
+                "in rollwise yet; use an OAuth2 or header-authenticated address"
+            )
+        oauth2 = auth.get("oauth2")
+        if isinstance(oauth2, Mapping) and oauth2.get("tokenUrl"):
+            token = await oauth2_token(oauth2, what=WHAT, timeout_s=timeout, insecure=insecure)
+            if isinstance(token, HTTPFailure):
+                raise PrometheusFailure(token.message)
+            headers.append(("Authorization", f"Bearer {token}"))
+
+        range_query = config.get("rangeQuery")
+        now = context.now()
+        if isinstance(range_query, Mapping) and range_query:
+            path = "/api/v1/query_range"
+            form = {"query": query, **_range_params(range_query, now)}
+        else:
+            path = "/api/v1/query"
+            form = {"query": query, "time": _unix(now)}
+
+        url = address + path
+        answer = await fetch(
+            "POST",
+            url,
+            what=WHAT,
+            timeout_s=timeout,
+            insecure=insecure,
+            headers=headers,
+            data=form,
+            auth=basic,
+        )
+        if isinstance(answer, HTTPAnswer) and answer.status == 405:
+            answer = await fetch(
+                "GET",
+                url,
+                what=WHAT,
+                timeout_s=timeout,
+                insecure=insecure,
+                headers=headers,
+                params=form,
+                auth=basic,
+            )
+        if isinstance(answer, HTTPFailure):
+            raise PrometheusFailure(answer.message)
+        return _result(answer, url)
+
+
+def _timeout(raw: object) -> float:
+    if raw is None or raw == "":
+        return DEFAULT_TIMEOUT_S
+    try:
+        if isinstance(raw, bool) or not isinstance(raw, int | float | str):
+            raise TypeError(type(raw).__name__)
+        seconds = float(raw)
+    except (TypeError, ValueError) as exc:
+        raise PrometheusFailure(
+            f"prometheus.timeout must be a number of seconds, not {raw!r}"
+        ) from exc
+    if seconds < 0:
+        raise PrometheusFailure(f"prometheus.timeout must not be negative ({raw!r})")
+    return seconds or DEFAULT_TIMEOUT_S
+
+
+def _basic_auth(raw: object) -> tuple[str, str] | None:
+    if not isinstance(raw, Mapping) or not (raw.get("username") or raw.get("password")):
+        return None
+    return str(raw.get("username") or ""), str(raw.get("password") or "")
+
+
+def _unix(moment: datetime) -> str:
+    return f"{moment.timestamp():.3f}"
+
+
+# --- range queries --------------------------------------------------------------------------------
+
+_NOW_MINUS = re.compile(
+    r"""\s*now\(\s*\)\s*(?:(?P<sign>[-+])\s*duration\(\s*(?P<quote>["'])(?P<d>[^"']+)(?P=quote)\s*\)\s*)?"""
+)
+
+
+def _range_params(config: Mapping[str, Any], now: datetime) -> dict[str, str]:
+    start = _moment(config.get("start"), now, field="start")
+    end = _moment(config.get("end"), now, field="end")
+    step_raw = config.get("step")
+    if not step_raw:
+        raise PrometheusFailure("prometheus.rangeQuery.step is required")
+    try:
+        step = parse_duration(step_raw)
+    except ValueError as exc:
+        raise PrometheusFailure(f"prometheus.rangeQuery.step: {exc}") from exc
+    if step <= 0:
+        raise PrometheusFailure(f"prometheus.rangeQuery.step must be positive ({step_raw!r})")
+    if end < start:
+        raise PrometheusFailure("prometheus.rangeQuery: end is before start")
+    return {"start": _unix(start), "end": _unix(end), "step": f"{step:g}"}
+
+
+def _moment(raw: object, now: datetime, *, field: str) -> datetime:
+    """A rangeQuery bound: an expression over `now()` and `duration()` yielding a time."""
+    text = str(raw or "").strip()
+    if not text:
+        raise PrometheusFailure(f"prometheus.rangeQuery.{field} is required")
+    try:
+        value = _evaluate_time(text, now)
+    except ValueError as exc:
+        raise PrometheusFailure(f"prometheus.rangeQuery.{field} {text!r}: {exc}") from exc
+    return value
+
+
+def _evaluate_time(text: str, now: datetime) -> datetime:
+    """The common forms (`now()`, `now() - duration("5m")`) directly; anything else through the
+    condition language, when it can evaluate times."""
+    match = _NOW_MINUS.fullmatch(text)
+    if match:
+        if not match.group("sign"):
+            return now
+        delta = timedelta(seconds=parse_duration(_go_duration(match.group("d"))))
+        return now - delta if match.group("sign") == "-" else now + delta
+    return _evaluate_with_expressions(text, now)
+
+
+def _go_duration(text: str) -> str:
+    # Go's time.ParseDuration: `5m`, `1h30m`, `500ms`; a bare number is not a duration there.
+    if re.fullmatch(r"\s*\d+(\.\d+)?\s*", text):
+        raise ValueError(f"duration {text!r} needs a unit (e.g. '5m')")
+    return text
+
+
+def _evaluate_with_expressions(text: str, now: datetime) -> datetime:
+    try:
+        from rollwise.core import expressions
+    except ImportError as exc:  # pragma: no cover - the condition language is part of rollwise
+        raise ValueError('only now() and now() +/- duration("...") are understood') from exc
+    evaluate_time = getattr(expressions, "evaluate_time", None)
+    try:
+        if evaluate_time is not None:
+            value = evaluate_time(text, now)
+        else:
+            value = expressions.compile_expression(text).evaluate({"now": lambda: now})
+    except expressions.ExpressionError as exc:
+        raise ValueError(str(exc)) from exc
+    if not isinstance(value, datetime):
+        raise ValueError(f"must yield a time, got {type(value).__name__}")
+    return value
+
+
+# --- results --------------------------------------------------------------------------------------
+
+
+def _result(answer: HTTPAnswer, url: str) -> tuple[object, list[str]]:
+    """Argo's typing of a Prometheus API answer; an error answer becomes PrometheusFailure."""
+    try:
+        body = answer.json()
+    except ValueError:
+        body = None
+    if not isinstance(body, Mapping):
+        raise PrometheusFailure(
+            f"{WHAT} at {url} answered HTTP {answer.status} without a JSON body: {answer.excerpt()}"
+        )
+    if body.get("status") != "success":
+        kind = body.get("errorType") or f"HTTP {answer.status}"
+        detail = body.get("error") or answer.excerpt()
+        raise PrometheusFailure(f"{WHAT} query failed: {kind}: {detail}")
+    warnings = [str(w) for w in body.get("warnings") or []]
+    data = body.get("data")
+    if not isinstance(data, Mapping):
+        raise PrometheusFailure(f"{WHAT} answer has no data: {answer.excerpt()}")
+    try:
+        return _typed(data), warnings
+    except (KeyError, IndexError, TypeError, ValueError) as exc:
+        raise PrometheusFailure(
+            f"{WHAT} answer could not be read ({type(exc).__name__}): {answer.excerpt()}"
+        ) from exc
+
+
+def _typed(data: Mapping[str, Any]) -> object:
+    kind = data.get("resultType")
+    result = data.get("result")
+    if kind == "scalar":
+        return _sample(result)
+    if kind == "vector":
+        return [_sample(item["value"]) for item in result or []]
+    if kind == "matrix":
+        return [_sample(point) for item in result or [] for point in item.get("values") or []]
+    raise PrometheusFailure(f"Prometheus metric type not supported: {kind}")
+
+
+def _sample(pair: Any) -> float:
+    # Prometheus sends `[unix_time, "value"]`; values are strings so NaN/+Inf/-Inf survive JSON.
+    return float(pair[1])
