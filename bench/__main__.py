@@ -1,0 +1,60 @@
+"""Run rollwise's benchmarks: `make bench` (= `uv run python -m bench`, from the repository root).
+
+With no names every benchmark runs and `docs/benchmarks.md` is written from the results; with
+names (`python -m bench cli traffic`) only those run and their tables are printed (add
+`--output PATH` to write a report of just those). The budgets come from DESIGN.md,
+"Performance budgets"; nothing here fails on a budget: the report says within or over.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+
+from bench import cli, core, memory, reconcile, traffic
+from bench.report import COMMAND, REPO, Section, machine, print_section, render
+
+BENCHMARKS: dict[str, Callable[[], Section]] = {
+    "cli": cli.run,
+    "core": core.run,
+    "reconcile": reconcile.run,
+    "traffic": traffic.run,
+    "memory": memory.run,
+}
+REPORT = REPO / "docs" / "benchmarks.md"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument("names", nargs="*", metavar="NAME", help=", ".join(BENCHMARKS))
+    parser.add_argument("--output", type=Path, help="where to write the Markdown report")
+    args = parser.parse_args()
+    unknown = [name for name in args.names if name not in BENCHMARKS]
+    if unknown:
+        parser.error(f"unknown benchmark {', '.join(unknown)}; choose from {', '.join(BENCHMARKS)}")
+    names: list[str] = args.names or list(BENCHMARKS)
+    output: Path | None = args.output or (None if args.names else REPORT)
+
+    started = datetime.now(UTC)
+    host = machine()  # before the benchmarks load the machine
+    reproduce = f"`uv run python -m bench {' '.join(names)}`" if args.names else COMMAND
+    print(f"reproduce with: {reproduce}", flush=True)
+    sections: list[Section] = []
+    for name in names:
+        print(f"--- {name} ...", flush=True)
+        start = time.perf_counter()
+        section = BENCHMARKS[name]()
+        section.seconds = time.perf_counter() - start
+        print_section(section)
+        sections.append(section)
+    if output is not None:
+        output.write_text(render(sections, started=started, host=host))
+        print(f"wrote {output}")
+    print(f"total {(datetime.now(UTC) - started).total_seconds():.1f} s")
+
+
+if __name__ == "__main__":
+    main()
