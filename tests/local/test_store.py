@@ -350,3 +350,21 @@ def test_a_lock_held_too_long_is_transient(tmp_path: Path) -> None:
             other.execute("ROLLBACK")
             other.close()
         impatient.create(rollout())
+
+
+def test_list_by_owner_returns_only_what_the_owner_controls(store: SqliteStore) -> None:
+    def replica_set(name: str, owner: str | None) -> dict[str, Any]:
+        refs = [{"kind": "Rollout", "name": owner, "controller": True}] if owner else []
+        return {
+            "apiVersion": "apps/v1",
+            "kind": "ReplicaSet",
+            "metadata": {"name": name, "ownerReferences": refs},
+            "spec": {"replicas": 1},
+        }
+
+    for name, owner in [("a-1", "a"), ("a-2", "a"), ("b-1", "b"), ("loose", None)]:
+        store.create(replica_set(name, owner))
+    names = [rs["metadata"]["name"] for rs in store.list("ReplicaSet", owner="a")]
+    assert names == ["a-1", "a-2"]
+    assert store.list("ReplicaSet", owner="nobody") == []
+    assert len(store.list("ReplicaSet")) == 4

@@ -70,7 +70,7 @@ class LocalExecutor:
     def owned(self, kind: str, rollout: Rollout) -> list[RawObject]:
         return [
             obj
-            for obj in self.store.list(kind, rollout.namespace)
+            for obj in self.store.list(kind, rollout.namespace, owner=rollout.name)
             if owned_by(obj, "Rollout", rollout.name)
         ]
 

@@ -78,7 +78,7 @@ _KNOWN_KINDS = {
 # Kubernetes' alphabet for generated names (no vowels, no look-alikes).
 _NAME_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
 
-_SCHEMA_VERSION = 1
+_SCHEMA_VERSION = 2
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS objects (
     kind TEXT NOT NULL,
@@ -88,6 +88,8 @@ CREATE TABLE IF NOT EXISTS objects (
     body TEXT NOT NULL,
     PRIMARY KEY (kind, namespace, name)
 ) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS objects_by_owner
+    ON objects (kind, namespace, json_extract(body, '$.metadata.ownerReferences[0].name'));
 CREATE TABLE IF NOT EXISTS changes (
     revision INTEGER PRIMARY KEY,
     kind TEXT NOT NULL,
@@ -237,15 +239,21 @@ class SqliteStore:
         namespace: str | None = DEFAULT_NAMESPACE,
         *,
         labels: Mapping[str, str] | None = None,
+        owner: str | None = None,
     ) -> list[RawObject]:
         """Objects of a kind in a namespace (`None`: every namespace), those whose labels hold
-        every pair in `labels`; sorted by namespace, then name."""
+        every pair in `labels` and, with `owner`, whose first ownerReference (the controller
+        reference rollwise writes) names `owner`; sorted by namespace, then name. The owner
+        lookup is indexed: a controller with many rollouts reads only what one rollout owns."""
         kind = canonical_kind(kind)
         sql = "SELECT body FROM objects WHERE kind = ?"
         params: list[Any] = [kind]
         if namespace is not None:
             sql += " AND namespace = ?"
             params.append(_namespace_of(kind, namespace))
+        if owner is not None:
+            sql += " AND json_extract(body, '$.metadata.ownerReferences[0].name') = ?"
+            params.append(owner)
         for key, value in (labels or {}).items():
             sql += " AND json_extract(body, ?) = ?"
             params.extend((_label_path(key), value))
