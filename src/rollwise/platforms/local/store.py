@@ -89,7 +89,7 @@ CREATE TABLE IF NOT EXISTS objects (
     PRIMARY KEY (kind, namespace, name)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS objects_by_owner
-    ON objects (kind, namespace, json_extract(body, '$.metadata.ownerReferences[0].name'));
+    ON objects (kind, namespace, json_extract(body, '$.metadata.ownerReferences[0].name'), name);
 CREATE TABLE IF NOT EXISTS changes (
     revision INTEGER PRIMARY KEY,
     kind TEXT NOT NULL,
@@ -246,7 +246,10 @@ class SqliteStore:
         reference rollwise writes) names `owner`; sorted by namespace, then name. The owner
         lookup is indexed: a controller with many rollouts reads only what one rollout owns."""
         kind = canonical_kind(kind)
-        sql = "SELECT body FROM objects WHERE kind = ?"
+        # Without statistics SQLite prefers the primary key (it also gives the order); the owner
+        # index is the one that makes a per-rollout read independent of the namespace's size.
+        indexed = " INDEXED BY objects_by_owner" if owner is not None and namespace else ""
+        sql = f"SELECT body FROM objects{indexed} WHERE kind = ?"
         params: list[Any] = [kind]
         if namespace is not None:
             sql += " AND namespace = ?"
