@@ -27,12 +27,13 @@ import logging
 import os
 import signal
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, Protocol
 
 from rollwise.api.errors import UserError
-from rollwise.controller.reconciler import RolloutReconciler
+from rollwise.controller.reconciler import Outcome, RolloutReconciler
 from rollwise.controller.workqueue import WorkQueue
 from rollwise.core.timestamps import Clock, SystemClock
 from rollwise.platforms.local.dataplane import DataPlane
@@ -73,6 +74,20 @@ def home_lock(home: Path) -> Iterator[None]:
         handle.close()
 
 
+class Reconciler(Protocol):
+    async def reconcile(self, namespace: str, name: str) -> Outcome: ...
+
+
+def object_key(kind: str, namespace: str | None, name: str) -> str:
+    """The work-queue key of an object: `Kind/namespace/name`."""
+    return f"{kind}/{namespace or 'default'}/{name}"
+
+
+def key_of(obj: Mapping[str, Any]) -> str:
+    metadata = obj.get("metadata") or {}
+    return object_key(str(obj.get("kind")), metadata.get("namespace"), metadata["name"])
+
+
 @dataclass
 class LocalController:
     home: Path
@@ -88,9 +103,14 @@ class LocalController:
         self.executor = LocalExecutor(
             self.store, pods=self.pods, dataplane=self.dataplane, clock=self.clock
         )
-        self.reconciler = RolloutReconciler(self.store, self.executor, clock=self.clock)
+        self.reconcilers: dict[str, Reconciler] = {
+            "Rollout": RolloutReconciler(self.store, self.executor, clock=self.clock),
+        }
         self.queue = WorkQueue()
         self._stopping = asyncio.Event()
+        self._wake = asyncio.Event()
+        self._running: dict[str, asyncio.Task[None]] = {}
+        self._dirty: set[str] = set()
         self._seen_revision = 0
 
     @property
@@ -99,6 +119,7 @@ class LocalController:
 
     def stop(self) -> None:
         self._stopping.set()
+        self._wake.set()
 
     async def start(self) -> None:
         how = await self.traefik.start_or_adopt()
@@ -109,8 +130,9 @@ class LocalController:
             self.traefik.web_port,
         )
         self._seen_revision = self.store.revision()
-        for rollout in self.store.list("Rollout", None):
-            self.queue.add(_key(rollout))
+        for kind in self.reconcilers:
+            for obj in self.store.list(kind, None):
+                self.queue.add(key_of(obj))
         await self.pods.reconcile(self.clock.now())
         await self.executor.refresh_endpoints()
 
@@ -130,35 +152,37 @@ class LocalController:
                 if now >= next_traefik:
                     await self.traefik.supervise()
                     next_traefik = now + TRAEFIK_CHECK_SECONDS
-                await self._reconcile_due(time.monotonic())
+                self._reconcile_due(time.monotonic())
+                self._wake.clear()
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._stopping.wait(), self._sleep_for())
+                    await asyncio.wait_for(self._wake.wait(), self._sleep_for())
         finally:
+            for task in list(self._running.values()):
+                task.cancel()
+            await asyncio.gather(*self._running.values(), return_exceptions=True)
+            await self.pods.shutdown(stop_pods=not keep_running)
             if not keep_running:
-                await self.pods.shutdown(stop_pods=True)
                 await self.traefik.stop()
-            else:
-                await self.pods.shutdown(stop_pods=False)
             await self.dataplane.close()
             self.store.close()
 
     def _watch(self) -> bool:
-        """Queue the Rollouts whose objects changed; True if endpoints may have changed."""
+        """Queue the objects whose state changed; True if endpoints may have changed."""
         changes = self.store.changes_since(self._seen_revision)
         endpoints_stale = False
         for change in changes:
             self._seen_revision = max(self._seen_revision, change.revision)
-            key = f"{change.namespace or 'default'}/{change.name}"
-            if change.kind == "Rollout":
-                self.queue.add(key)
-            elif change.kind in ("ReplicaSet", "AnalysisRun"):
-                obj = self.store.get(change.kind, change.name, change.namespace)
+            namespace = change.namespace or "default"
+            if change.kind in self.reconcilers:
+                self.queue.add(object_key(change.kind, namespace, change.name))
+            if change.kind in ("ReplicaSet", "AnalysisRun"):
+                obj = self.store.get(change.kind, change.name, namespace)
                 for owner in rollout_keys_for_change(change.kind, obj):
                     self.queue.add(owner)
                 if obj is None:  # deleted: its owner is unknown now, look at every rollout
-                    self._queue_namespace(change.namespace)
+                    self._queue_rollouts(namespace)
             elif change.kind == "Pod":
-                for owner in self._pod_owners(change.namespace, change.name):
+                for owner in self._pod_owners(namespace, change.name):
                     self.queue.add(owner)
             if change.kind in ("Pod", "Service"):
                 endpoints_stale = True
@@ -169,7 +193,7 @@ class LocalController:
         pod is gone, since a deleted object no longer says who owned it)."""
         pod = self.store.get("Pod", name, namespace)
         if pod is None:
-            return [_key(r) for r in self.store.list("Rollout", namespace or "default")]
+            return [key_of(r) for r in self.store.list("Rollout", namespace)]
         owners: list[str] = []
         for ref in pod.get("metadata", {}).get("ownerReferences") or ():
             if ref.get("kind") == "ReplicaSet":
@@ -177,22 +201,39 @@ class LocalController:
                 owners.extend(rollout_keys_for_change("ReplicaSet", replica_set))
         return owners
 
-    def _queue_namespace(self, namespace: str) -> None:
-        for rollout in self.store.list("Rollout", namespace or "default"):
-            self.queue.add(_key(rollout))
+    def _queue_rollouts(self, namespace: str) -> None:
+        for rollout in self.store.list("Rollout", namespace):
+            self.queue.add(key_of(rollout))
 
-    async def _reconcile_due(self, now: float) -> None:
+    def _reconcile_due(self, now: float) -> None:
+        """Start a reconcile task for every key that is due. Keys of one object never run
+        concurrently: a key that falls due while its reconcile runs goes again once it ends.
+        Different objects do run concurrently (an AnalysisRun waiting on a slow metrics
+        server must not hold back every rollout)."""
         for key in self.queue.pop_ready(now=now):
-            namespace, name = key.split("/", 1)
-            try:
-                outcome = await self.reconciler.reconcile(namespace, name)
-            except Exception:
-                delay = self.queue.fail(key, now=time.monotonic())
-                log.exception("reconcile of rollout %s failed; retrying in %.2fs", key, delay)
+            if key in self._running:
+                self._dirty.add(key)
                 continue
+            task = asyncio.create_task(self._reconcile(key))
+            self._running[key] = task
+
+    async def _reconcile(self, key: str) -> None:
+        kind, namespace, name = key.split("/", 2)
+        try:
+            outcome = await self.reconcilers[kind].reconcile(namespace, name)
+        except Exception:
+            delay = self.queue.fail(key, now=time.monotonic())
+            log.exception("reconcile of %s failed; retrying in %.2fs", key, delay)
+        else:
             self.queue.succeed(key)
             if outcome.requeue_after is not None:
                 self.queue.add_after(key, outcome.requeue_after, now=time.monotonic())
+        finally:
+            del self._running[key]
+            if key in self._dirty:
+                self._dirty.discard(key)
+                self.queue.add(key)
+            self._wake.set()
 
     def _sleep_for(self) -> float:
         due = self.queue.next_due()
@@ -214,12 +255,6 @@ async def stop_home(home: Path, *, clock: Clock | None = None) -> None:
         await TraefikProcess(home).stop()
     finally:
         store.close()
-
-
-def _key(obj: dict[str, object]) -> str:
-    metadata = obj.get("metadata")
-    assert isinstance(metadata, dict)
-    return f"{metadata.get('namespace') or 'default'}/{metadata['name']}"
 
 
 def stop_local(*, home: Path) -> None:

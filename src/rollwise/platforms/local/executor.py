@@ -286,13 +286,14 @@ class LocalExecutor:
 
 
 def rollout_keys_for_change(kind: str, obj: Mapping[str, Any] | None) -> Sequence[str]:
-    """Which Rollouts to reconcile when an object of `kind` changed (owner references)."""
+    """The work-queue keys (`Rollout/<namespace>/<name>`) of the Rollouts to reconcile when an
+    object of `kind` changed (its owner references)."""
     if obj is None:
         return ()
     metadata = obj.get("metadata", {})
     namespace = metadata.get("namespace") or "default"
     return [
-        f"{namespace}/{ref.get('name')}"
+        f"Rollout/{namespace}/{ref.get('name')}"
         for ref in metadata.get("ownerReferences") or ()
         if ref.get("kind") == "Rollout"
     ]
