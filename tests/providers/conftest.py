@@ -116,11 +116,17 @@ class DemoApp:
 
 
 def start_demo_app(
-    processes: Processes, color: str, *, service: str = "myapp", version: str | None = None
+    processes: Processes,
+    color: str,
+    *,
+    service: str = "myapp",
+    version: str | None = None,
+    env: dict[str, str] | None = None,
 ) -> DemoApp:
-    """A real `rollwise.demo.app` process (its `/metrics` has the seed's series)."""
+    """A real `rollwise.demo.app` process (its `/metrics` has the seed's series); `env` adds
+    e.g. `LATENCY_MS` or `ERROR_RATE`."""
     port = free_port()
-    env = {"PORT": str(port), "SERVICE_NAME": service}
+    env = {**(env or {}), "PORT": str(port), "SERVICE_NAME": service}
     if version is not None:
         env["ROLLWISE_POD_TEMPLATE_HASH"] = version
     process = processes.start(
@@ -214,29 +220,32 @@ class PrometheusServer:
             body: dict[str, Any] = json.load(response)
         return dict(body["data"])
 
-    def wait_for(self, promql: str, *, seconds: float = 30.0) -> dict[str, Any]:
-        """Poll until the query has a non-empty, non-NaN result; return its data."""
+    def values(self, promql: str) -> list[float]:
+        """The sample values of an instant query (scalar, vector or matrix), in order."""
+        data = self.query(promql)
+        result = data.get("result")
+        if data.get("resultType") == "scalar":
+            samples = [result]
+        elif data.get("resultType") == "vector":
+            samples = [item["value"] for item in result or []]
+        else:
+            samples = [value for item in result or [] for value in item.get("values", [])]
+        return [float(sample[1]) for sample in samples]
+
+    def wait_until(
+        self, promql: str, check: Callable[[list[float]], bool], *, seconds: float = 30.0
+    ) -> list[float]:
+        """Poll the query until `check(values)` holds; return those values."""
         deadline = time.monotonic() + seconds
         while True:
-            data = self.query(promql)
-            if _has_number(data):
-                return data
+            values = self.values(promql)
+            if check(values):
+                return values
             if self.process is not None and self.process.poll() is not None:
                 pytest.fail("prometheus exited")
             if time.monotonic() > deadline:
-                pytest.fail(f"prometheus never had a value for {promql!r}: {data}")
+                pytest.fail(f"prometheus never satisfied the check for {promql!r}: {values}")
             time.sleep(0.2)
-
-
-def _has_number(data: dict[str, Any]) -> bool:
-    result = data.get("result")
-    if data.get("resultType") == "scalar":
-        samples = [result]
-    elif data.get("resultType") == "vector":
-        samples = [item["value"] for item in result or []]
-    else:
-        samples = [value for item in result or [] for value in item.get("values", [])]
-    return any(sample[1] not in ("NaN", "+Inf", "-Inf") for sample in samples)
 
 
 def prometheus_binary() -> str:

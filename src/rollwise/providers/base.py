@@ -27,7 +27,7 @@ from typing import Any, Literal, Protocol, TypeVar
 
 from rollwise.api.errors import UserError
 from rollwise.api.models import Measurement, Metric
-from rollwise.core.timestamps import Clock, format_time
+from rollwise.core.timestamps import Clock
 
 MASK = "*****"
 
@@ -214,13 +214,11 @@ def error_at(
     finished_at: datetime,
     metadata: Mapping[str, str] | None = None,
 ) -> Measurement:
-    """An Error measurement (phase Error, the message as Argo shows it)."""
-    return Measurement(
-        phase="Error",
-        message=message,
-        started_at=format_time(started_at),
-        finished_at=format_time(finished_at),
-        metadata=dict(metadata) if metadata else None,
+    """An Error measurement with `message` (the core's `error_measurement`)."""
+    from rollwise.core.analysis.evaluate import error_measurement
+
+    return error_measurement(
+        message, started_at=started_at, finished_at=finished_at, metadata=metadata
     )
 
 

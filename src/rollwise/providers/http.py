@@ -9,7 +9,9 @@ exception. OAuth2 client credentials (Prometheus, Web) live here too.
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
+import os
 import ssl
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -64,6 +66,11 @@ def header_pairs(raw: object) -> list[tuple[str, str]]:
     return pairs
 
 
+def basic_authorization(username: str, password: str) -> str:
+    """The `Authorization` header value of HTTP basic auth (RFC 7617, UTF-8)."""
+    return "Basic " + base64.b64encode(f"{username}:{password}".encode()).decode("ascii")
+
+
 def ssl_option(insecure: bool) -> ssl.SSLContext | bool:
     """aiohttp's `ssl=`: False skips verification (`insecure: true`), True verifies."""
     return not insecure
@@ -85,7 +92,7 @@ async def fetch(
     """One HTTP request with a total `timeout_s` in seconds. `what` names the server in messages
     (`"Prometheus"`, `"web metric"`), so a failure reads "Prometheus at URL: connection refused".
     """
-    basic = aiohttp.BasicAuth(auth[0], auth[1]) if auth else None
+    headers = [*headers, ("Authorization", basic_authorization(*auth))] if auth else headers
     try:
         async with (
             aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=timeout_s)) as session,
@@ -96,7 +103,6 @@ async def fetch(
                 params=dict(params) if params else None,
                 data=data,
                 json=json_body,
-                auth=basic,
                 ssl=ssl_option(insecure),
             ) as response,
         ):
@@ -116,8 +122,7 @@ async def fetch(
             "set insecure: true to skip verification"
         )
     except aiohttp.ClientConnectorError as exc:
-        reason = exc.os_error.strerror or str(exc.os_error)
-        return HTTPFailure(f"{what} at {url} is unreachable: {reason.lower()}")
+        return HTTPFailure(f"{what} at {url} is unreachable: {_reason(exc.os_error)}")
     except aiohttp.InvalidURL:
         return HTTPFailure(f"{what}: invalid URL {url!r}")
     except (aiohttp.ClientError, ValueError, OSError) as exc:
@@ -125,6 +130,13 @@ async def fetch(
         return HTTPFailure(f"{what} at {url}: {detail}")
     except asyncio.CancelledError:
         raise
+
+
+def _reason(error: OSError) -> str:
+    # asyncio words a refused connection "Connect call failed (...)"; the errno says it plainly.
+    if error.errno:
+        return os.strerror(error.errno).lower()
+    return (error.strerror or str(error) or type(error).__name__).lower()
 
 
 async def oauth2_token(

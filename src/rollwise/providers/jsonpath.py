@@ -44,12 +44,9 @@ _WILDCARD = re.compile(r"\[\s*\*\s*\]")
 def parse_jsonpath(template: str) -> JSONPath:
     """Parse `{$.a.b[0]}` (or `$.a.b[0]`); raises JSONPathError."""
     text = template.strip()
-    if text.startswith("{") and text.endswith("}"):
-        body = text[1:-1].strip()
-    elif "{" in text or "}" in text:
+    body = text[1:-1].strip() if text.startswith("{") and text.endswith("}") else text
+    if "{" in body or "}" in body:
         raise JSONPathError(f"jsonPath {template!r}: expected a single {{...}} expression")
-    else:
-        body = text
     if body.startswith("$"):
         position = 1
     elif body.startswith(".") or body == "":

@@ -22,6 +22,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -47,24 +48,46 @@ class PrometheusFailure(Exception):
     """Internal: a reason to end this measurement as Error (never leaves the module)."""
 
 
+@dataclass(frozen=True)
+class QueryResult:
+    """The typed `result` of a query, and Prometheus' warnings about it."""
+
+    value: object
+    warnings: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class QueryFailure:
+    """Why the query gave no result (becomes the Error measurement's message)."""
+
+    message: str
+
+
 @register("prometheus")
 class PrometheusProvider(SynchronousProvider):
     async def run(self, metric: Metric, context: ProviderContext) -> Measurement:
         started = context.now()
         config = provider_config(metric, "prometheus")
-        query = str(config.get("query") or "")
-        metadata = {RESOLVED_QUERY_KEY: query}
-        try:
-            value, warnings = await self._query(config, query, context)
-        except PrometheusFailure as failure:
+        metadata = {RESOLVED_QUERY_KEY: str(config.get("query") or "")}
+        outcome = await self.query(metric, context)
+        if isinstance(outcome, QueryFailure):
             return error_at(
-                str(failure), started_at=started, finished_at=context.now(), metadata=metadata
+                outcome.message, started_at=started, finished_at=context.now(), metadata=metadata
             )
-        if warnings:
-            metadata["warnings"] = "; ".join(warnings)
+        if outcome.warnings:
+            metadata["warnings"] = "; ".join(outcome.warnings)
         return finished(
-            metric, value, started_at=started, finished_at=context.now(), metadata=metadata
+            metric, outcome.value, started_at=started, finished_at=context.now(), metadata=metadata
         )
+
+    async def query(self, metric: Metric, context: ProviderContext) -> QueryResult | QueryFailure:
+        """The metric's query, answered and typed as Argo types it (see the module doc)."""
+        config = provider_config(metric, "prometheus")
+        try:
+            value, warnings = await self._query(config, str(config.get("query") or ""), context)
+        except PrometheusFailure as failure:
+            return QueryFailure(str(failure))
+        return QueryResult(value=value, warnings=tuple(warnings))
 
     async def _query(
         self, config: Mapping[str, Any], query: str, context: ProviderContext

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from rollwise.api.models import Measurement, Metric
@@ -43,16 +44,35 @@ class WebFailure(Exception):
     """Internal: a reason to end this measurement as Error (never leaves the module)."""
 
 
+@dataclass(frozen=True)
+class WebValue:
+    """The `result` a web metric's conditions see."""
+
+    value: object
+
+
+@dataclass(frozen=True)
+class WebError:
+    """Why the request gave no value (becomes the Error measurement's message)."""
+
+    message: str
+
+
 @register("web")
 class WebProvider(SynchronousProvider):
     async def run(self, metric: Metric, context: ProviderContext) -> Measurement:
         started = context.now()
-        config = provider_config(metric, "web")
+        outcome = await self.fetch_value(metric)
+        if isinstance(outcome, WebError):
+            return error_at(outcome.message, started_at=started, finished_at=context.now())
+        return finished(metric, outcome.value, started_at=started, finished_at=context.now())
+
+    async def fetch_value(self, metric: Metric) -> WebValue | WebError:
+        """The metric's request, answered, and the value picked out of the answer."""
         try:
-            value = await self._fetch_value(config)
+            return WebValue(await self._fetch_value(provider_config(metric, "web")))
         except WebFailure as failure:
-            return error_at(str(failure), started_at=started, finished_at=context.now())
-        return finished(metric, value, started_at=started, finished_at=context.now())
+            return WebError(str(failure))
 
     async def _fetch_value(self, config: Mapping[str, Any]) -> object:
         url = str(config.get("url") or "")
