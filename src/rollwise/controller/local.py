@@ -47,6 +47,7 @@ log = logging.getLogger("rollwise.controller")
 TICK_SECONDS = 0.1
 POD_SYNC_SECONDS = 0.5
 TRAEFIK_CHECK_SECONDS = 2.0
+SERVED_WAIT_SECONDS = 1.0
 
 
 @contextlib.contextmanager
@@ -99,7 +100,7 @@ class LocalController:
         self.store = SqliteStore.open_home(self.home, clock=self.clock)
         self.traefik = TraefikProcess(self.home, web_port=self.port, api_port=None)
         self.dataplane = DataPlane(self.home, self.traefik)
-        self.pods = PodSupervisor(self.store, self.home, clock=self.clock)
+        self.pods = PodSupervisor(self.store, self.home, clock=self.clock, drain=self._drain)
         self.executor = LocalExecutor(
             self.store, pods=self.pods, dataplane=self.dataplane, clock=self.clock
         )
@@ -147,8 +148,8 @@ class LocalController:
                     await self.pods.reconcile(self.clock.now())
                     endpoints_stale |= self._watch()
                     next_pods = now + POD_SYNC_SECONDS
-                if endpoints_stale:
-                    await self.executor.refresh_endpoints()
+                if endpoints_stale and await self.executor.refresh_endpoints():
+                    await self._until_served()
                 if now >= next_traefik:
                     await self.traefik.supervise()
                     next_traefik = now + TRAEFIK_CHECK_SECONDS
@@ -165,6 +166,19 @@ class LocalController:
                 await self.traefik.stop()
             await self.dataplane.close()
             self.store.close()
+
+    async def _drain(self) -> None:
+        """Take pods that are leaving out of the proxy before they are signalled."""
+        if await self.executor.refresh_endpoints():
+            await self._until_served()
+
+    async def _until_served(self) -> None:
+        """Wait (a little) until Traefik serves the endpoints just written, so no status
+        decided after this point claims less traffic on a pod than the proxy still sends it
+        (e.g. an aborted canary whose pods are leaving). Traefik applies a change in ~0.1 s."""
+        deadline = time.monotonic() + SERVED_WAIT_SECONDS
+        while not await self.dataplane.verify() and time.monotonic() < deadline:  # noqa: ASYNC110
+            await asyncio.sleep(0.02)  # Traefik has no change notification to wait on
 
     def _watch(self) -> bool:
         """Queue the objects whose state changed; True if endpoints may have changed."""

@@ -30,7 +30,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import secrets
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -135,8 +135,14 @@ class PodSupervisor:
         grace_seconds: float = 10.0,
         probe_interval: float = 0.5,
         idle_interval: float = 1.0,
+        drain: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         self._store = store
+        # Called after pods were marked terminating and before their processes get SIGTERM:
+        # the controller takes them out of the proxy there, so a leaving pod serves no request
+        # after its ReplicaSet's status says it is gone (Kubernetes' endpoint removal).
+        self._drain = drain
+        self._to_signal: list[_Replica] = []
         self._home = Path(home)
         self._clock = clock
         self._fixed_images = images
@@ -173,6 +179,7 @@ class PodSupervisor:
                     self._terminate(pods, pod, now)
             for rs in replica_sets.values():
                 self._scale(rs, pods, now)
+            await self._signal_terminating()
             self._start_due(pods, now)
             await self._probe(pods, now)
             self._write_status(replica_sets, pods, now)
@@ -211,6 +218,7 @@ class PodSupervisor:
             evicted = tuple(
                 pod["metadata"]["name"] for pod in stale[:budget] if self._terminate({}, pod, now)
             )
+            await self._signal_terminating()
             return RestartProgress(evicted=evicted, remaining=len(stale) - len(evicted))
 
     async def shutdown(self, *, stop_pods: bool) -> None:
@@ -419,9 +427,20 @@ class PodSupervisor:
             replica.set_ready(False, now)
             replica.restart_at = None
             if replica.handle is not None:
+                self._to_signal.append(replica)
+        return True
+
+    async def _signal_terminating(self) -> None:
+        """SIGTERM the processes of pods just marked terminating, once they are drained."""
+        if not self._to_signal:
+            return
+        if self._drain is not None:
+            await self._drain()
+        for replica in self._to_signal:
+            if replica.handle is not None and not replica.terminate_sent:
                 processes.terminate(replica.handle)
                 replica.terminate_sent = True
-        return True
+        self._to_signal.clear()
 
     def _forget(self, pod_key: tuple[str, str], now: datetime) -> None:
         """The Pod object is gone: stop its process, SIGKILL after the grace period."""
