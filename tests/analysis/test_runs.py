@@ -359,6 +359,14 @@ def test_a_run_of_only_dry_run_metrics_ends_successful() -> None:
     assert driver.run.status.dry_run_summary.error == 1
 
 
+def test_an_unfinished_dry_run_metric_keeps_the_run_running() -> None:
+    run = make_run(metric("real"), metric("dry", count=2, interval="1m"), dry_run=["dry"])
+    run = _recorded(run, 0, {"real": measurement(S, 0), "dry": measurement(S, 0)})
+    assert run.status is not None
+    assert run.status.phase == "Running"
+    assert plan(run, at(60)).to_run == ("dry",)
+
+
 def test_a_failing_dry_run_metric_does_not_terminate_the_others() -> None:
     driver = Driver(
         make_run(metric("dry"), metric("real", count=2, interval="1m"), dry_run=["dry"]),

@@ -105,28 +105,31 @@ def _nil_or_empty(value: object) -> bool:
     return value is None or (isinstance(value, list | tuple) and len(value) == 0)
 
 
-def _evaluate(kind: str, expression: str, value: object) -> bool | str:
+def _evaluate(kind: str, expression: str, value: object, now: datetime | None) -> bool | str:
     """The condition's truth, or the Error message when it cannot be evaluated."""
     try:
-        return evaluate_condition(expression, value)
+        return evaluate_condition(expression, value, now=now)
     except ExpressionError as error:
         reason = NO_DATA_MESSAGE if _nil_or_empty(value) else str(error)
         return f'could not evaluate {kind} "{expression}": {reason}'
 
 
-def outcome_of(metric: Metric, value: object) -> tuple[str, str | None]:
-    """The phase the metric's conditions give `value`, and the Error message if any."""
+def outcome_of(
+    metric: Metric, value: object, *, now: datetime | None = None
+) -> tuple[str, str | None]:
+    """The phase the metric's conditions give `value`, and the Error message if any. `now` is
+    what `now()` returns in a condition (without it `now()` is an Error)."""
     success_text = metric.success_condition or ""
     failure_text = metric.failure_condition or ""
     success = False
     failure = False
     if success_text:
-        evaluated = _evaluate("successCondition", success_text, value)
+        evaluated = _evaluate("successCondition", success_text, value, now)
         if isinstance(evaluated, str):
             return ERROR, evaluated
         success = evaluated
     if failure_text:
-        evaluated = _evaluate("failureCondition", failure_text, value)
+        evaluated = _evaluate("failureCondition", failure_text, value, now)
         if isinstance(evaluated, str):
             return ERROR, evaluated
         failure = evaluated
@@ -178,7 +181,8 @@ def measurement_from_value(
     """A finished measurement of `value` judged by the metric's conditions (the table above).
 
     `no_data_policy` overrides the policy the metric carries (see `nodata`); with neither, an
-    empty value goes through the conditions exactly as in Argo.
+    empty value goes through the conditions exactly as in Argo. A condition's `now()` is
+    `finished_at`.
     """
     rendered = render_value(value)
     policy = no_data_policy or no_data_policy_of(metric)
@@ -191,7 +195,7 @@ def measurement_from_value(
             finished_at=finished_at,
             metadata=metadata,
         )
-    phase, message = outcome_of(metric, value)
+    phase, message = outcome_of(metric, value, now=finished_at)
     return _measurement(
         phase,
         message,

@@ -43,7 +43,8 @@ POLICY_PHASES: Final[Mapping[str, str]] = {
 }
 
 _CARRIER: Final = "rollwiseNoDataPolicy"
-"""Where a resolved metric carries its policy to the provider (never written to YAML)."""
+"""Where a resolved metric carries its policy to the provider: an extra field of the in-memory
+metric only (resolved metrics are handed to providers, never written back to a resource)."""
 
 
 def is_no_data_annotation(key: str) -> bool:
