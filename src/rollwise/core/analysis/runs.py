@@ -3,13 +3,14 @@
 Where this sits: called by the analysis shell (the controller's run loop and `rollwise
 analyze`), once per reconcile of one AnalysisRun. The shell does the I/O in between:
 
-    plan = plan_run(run, now, secret_lookup=secrets_of(run.namespace))
-    write plan.status if it changed
-    results = {name: await measure(plan.metrics[name], ...) for name in plan.to_run}
-            | {name: await resume(plan.metrics[name], last measurement, ...) for plan.to_resume}
-            | {name: await terminate(plan.metrics[name], last measurement, ...) for ...}
-    status = record(run with plan.status, results, now, secrets=plan.secrets)
-    write status; requeue after plan_run(run with status, now).requeue_after
+    planned = plan(run, now, secret_lookup=secrets_of(run.namespace))
+    write planned.status if it changed
+    results = {name: await measure(planned.metrics[name], ...) for name in planned.to_run}
+            | {name: await resume(planned.metrics[name], <last measurement>, ...) for to_resume}
+            | {name: await terminate(planned.metrics[name], <last measurement>, ...) ...}
+    status = record(run with planned.status, results, now, secrets=planned.secrets)
+    write status; plan again at once (a fail-fast can make terminations due now) until the
+    plan is idle, then requeue after its `requeue_after` (None: nothing more will fall due).
 
 Theory of operation (reference 2.3-2.8, Argo's `reconcileAnalysisRun`):
 
