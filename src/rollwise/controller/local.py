@@ -33,14 +33,17 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from rollwise.api.errors import UserError
+from rollwise.controller.analysis import AnalysisRunReconciler
 from rollwise.controller.reconciler import Outcome, RolloutReconciler
 from rollwise.controller.workqueue import WorkQueue
 from rollwise.core.timestamps import Clock, SystemClock
 from rollwise.platforms.local.dataplane import DataPlane
 from rollwise.platforms.local.executor import LocalExecutor, rollout_keys_for_change
+from rollwise.platforms.local.jobs import LocalJobRunner
 from rollwise.platforms.local.pods import PodSupervisor
 from rollwise.platforms.local.store import SqliteStore
 from rollwise.platforms.local.traefik import TraefikProcess
+from rollwise.providers.base import ProviderServices
 
 log = logging.getLogger("rollwise.controller")
 
@@ -104,8 +107,13 @@ class LocalController:
         self.executor = LocalExecutor(
             self.store, pods=self.pods, dataplane=self.dataplane, clock=self.clock
         )
+        services = ProviderServices(
+            traefik_metrics=self.dataplane.scrape_metrics,
+            job_runner=LocalJobRunner(self.home),
+        )
         self.reconcilers: dict[str, Reconciler] = {
             "Rollout": RolloutReconciler(self.store, self.executor, clock=self.clock),
+            "AnalysisRun": AnalysisRunReconciler(self.store, clock=self.clock, services=services),
         }
         self.queue = WorkQueue()
         self._stopping = asyncio.Event()

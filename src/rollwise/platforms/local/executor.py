@@ -19,9 +19,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from rollwise.api.errors import ConflictError
-from rollwise.api.models import AnalysisTemplateRef, Rollout
+from rollwise.api.models import (
+    AnalysisTemplate,
+    AnalysisTemplateRef,
+    ClusterAnalysisTemplate,
+    Rollout,
+)
 from rollwise.core import actions as act
-from rollwise.core.analysis_runs import analysis_run_object, owner_reference
+from rollwise.core.analysis.creation import analysis_run_object, owner_reference
 from rollwise.core.hashing import HASH_LABEL
 from rollwise.core.observed import (
     REVISION_ANNOTATION,
@@ -220,7 +225,10 @@ class LocalExecutor:
                     await router.remove_managed_routes()
             case act.CreateAnalysisRun():
                 run = analysis_run_object(
-                    action, rollout=rollout_raw, templates=self._templates(rollout, action)
+                    action,
+                    rollout=rollout_raw,
+                    lookup=lambda ref: self._template_model(ref, namespace),
+                    now=self.clock.now(),
                 )
                 # An existing run was created by a reconcile whose status write was lost.
                 with contextlib.suppress(ConflictError):
@@ -240,9 +248,15 @@ class LocalExecutor:
                     at=self.clock.now(),
                 )
 
-    def _templates(self, rollout: Rollout, action: act.CreateAnalysisRun) -> list[RawObject]:
-        found = (self._template(ref, rollout.namespace) for ref in action.analysis.templates or ())
-        return [template for template in found if template is not None]
+    def _template_model(
+        self, ref: AnalysisTemplateRef, namespace: str
+    ) -> AnalysisTemplate | ClusterAnalysisTemplate | None:
+        raw = self._template(ref, namespace)
+        if raw is None:
+            return None
+        if ref.cluster_scope:
+            return ClusterAnalysisTemplate.model_validate(raw)
+        return AnalysisTemplate.model_validate(raw)
 
     def _create_replica_set(
         self, rollout_raw: RawObject, rollout: Rollout, action: act.CreateReplicaSet
