@@ -104,6 +104,9 @@ VALUES: list[tuple[str, dict[str, Any], object]] = [
     ("not true", {}, False),
     ("!true == false", {}, True),
     ("!(1 == 2)", {}, True),
+    ("not nil ?? true", {}, False),  # `not` takes `??` into its operand: not (nil ?? true)
+    ("-x ?? 1", {"x": None}, -1),  # and so does unary minus: -(x ?? 1)
+    ("1 + x ?? 2", {"x": None}, 3),  # `??` binds tighter than `+`
     ("false && missing", {}, False),
     ("true || missing", {}, True),
     # membership and strings

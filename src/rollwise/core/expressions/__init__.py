@@ -25,7 +25,8 @@ from __future__ import annotations
 from rollwise.core.expressions.conditions import ENVIRONMENT, compile_condition, evaluate_condition
 from rollwise.core.expressions.context import MAX_STEPS
 from rollwise.core.expressions.errors import ExpressionError
-from rollwise.core.expressions.evaluation import MAX_RANGE, Expression, compile_expression
+from rollwise.core.expressions.evaluation import Expression, compile_expression
+from rollwise.core.expressions.operators import MAX_RANGE
 from rollwise.core.expressions.parsing import MAX_DEPTH, MAX_LENGTH
 from rollwise.core.expressions.values import MAX_STRING
 
