@@ -21,7 +21,7 @@ import typer
 
 from rollwise import __version__
 from rollwise.api.errors import RollwiseError, UserError
-from rollwise.cli import manage, view
+from rollwise.cli import analysis, manage, view
 from rollwise.cli.plain_params import PlainCommand, PlainGroup, use_plain_conversion
 from rollwise.cli.state import CONTEXTS, Settings
 
@@ -37,6 +37,9 @@ _HELP_ORDER = (
     "undo",
     "pause",
     "restart",
+    "terminate",
+    "analyze",
+    "create",
     "lint",
     "controller",
     "demo",
@@ -82,14 +85,20 @@ app = _typer(
     "back on their own. Reads Argo Rollouts YAML unchanged.",
     cls=_Commands,
 )
-get_app = _typer("Show a rollout or an experiment.")
-list_app = _typer("List rollouts.")
+get_app = _typer("Show a rollout, an experiment or an analysis run.")
+list_app = _typer("List rollouts or analysis runs.")
 set_app = _typer("Change a rollout's pod template.")
 retry_app = _typer("Retry an aborted rollout.")
+terminate_app = _typer("Terminate an analysis run.")
+create_app = _typer("Create a resource in the local store.")
+create_secret_app = _typer("Create a secret.")
 app.add_typer(get_app, name="get")
 app.add_typer(list_app, name="list")
 app.add_typer(set_app, name="set")
 app.add_typer(retry_app, name="retry")
+app.add_typer(terminate_app, name="terminate")
+app.add_typer(create_app, name="create")
+create_app.add_typer(create_secret_app, name="secret")
 
 
 @app.callback()
@@ -139,6 +148,11 @@ _register(retry_app, ("rollout", "ro"), manage.retry_rollout)
 _register(app, ("undo",), manage.undo)
 _register(app, ("pause",), manage.pause)
 _register(app, ("restart",), manage.restart)
+_register(get_app, ("analysisrun", "ar", "analysisruns"), analysis.get_analysisrun)
+_register(list_app, ("analysisruns", "analysisrun", "ar"), analysis.list_analysisruns)
+_register(terminate_app, ("analysisrun", "ar", "analysisruns"), analysis.terminate_analysisrun)
+_register(create_secret_app, ("generic",), analysis.create_secret_generic)
+_register(app, ("analyze",), analysis.analyze)
 
 
 # --- the rest ----------------------------------------------------------------------------------
@@ -199,13 +213,21 @@ def controller(
 @app.command("demo", cls=PlainCommand)
 def demo(
     json_output: Annotated[
-        bool, typer.Option("--json", help="Print the timeline as JSON.")
+        bool, typer.Option("--json", help="Print one JSON summary at the end.")
+    ] = False,
+    prometheus: Annotated[
+        bool,
+        typer.Option(
+            "--prometheus",
+            help="Judge the auto-rollback scenario with the seed's success-rate template "
+            "against a real Prometheus (a `prometheus` binary on PATH; takes ~4 minutes).",
+        ),
     ] = False,
 ) -> None:
-    """Run a whole canary locally in about a minute: one promoted, one aborted."""
+    """Run whole canaries locally in about a minute: promoted, aborted, rolled back by analysis."""
     from rollwise.demo.scenarios import main as run_demo
 
-    result = run_demo(json_output=json_output)
+    result = run_demo(json_output=json_output, prometheus=prometheus)
     if isinstance(result, int) and result:
         raise typer.Exit(result)
 

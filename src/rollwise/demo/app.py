@@ -189,7 +189,9 @@ class DemoHandler(BaseHTTPRequestHandler):
             if behaviour.latency_s:
                 time.sleep(behaviour.latency_s)
             if app.metrics.should_fail():
-                status, body = 500, json.dumps({"error": "injected failure"}).encode()
+                # The colour is in the error too, so a client can tell which version failed.
+                doc = {"error": "injected failure", "color": behaviour.color}
+                status, body = 500, json.dumps(doc).encode()
             elif path == "/color":
                 status, body = 200, json.dumps(behaviour.color).encode()
             else:
