@@ -161,6 +161,8 @@ class World:
                 run["spec"]["terminate"] = True
                 if run["status"].get("phase") in ("", "Pending", "Running"):
                     run["status"]["phase"] = "Successful"
+            case act.DeleteAnalysisRun():
+                del self.runs[action.name]
             case act.EmitEvent():
                 self.events.append(action)
             case act.RestartPods():

@@ -138,6 +138,13 @@ class TerminateAnalysisRun:
 
 
 @dataclass(frozen=True, slots=True)
+class DeleteAnalysisRun:
+    """Delete a completed run beyond `spec.analysis.*RunHistoryLimit` (5 and 5 by default)."""
+
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
 class EmitEvent:
     """Record an event on the Rollout (Argo's reasons: notifications key on them)."""
 
@@ -160,5 +167,6 @@ Action = (
     | SwitchServiceSelector
     | CreateAnalysisRun
     | TerminateAnalysisRun
+    | DeleteAnalysisRun
     | EmitEvent
 )

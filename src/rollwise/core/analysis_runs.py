@@ -16,7 +16,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from rollwise.api import models as api
-from rollwise.core.actions import Action, CreateAnalysisRun, EmitEvent, TerminateAnalysisRun
+from rollwise.core.actions import (
+    Action,
+    CreateAnalysisRun,
+    DeleteAnalysisRun,
+    EmitEvent,
+    TerminateAnalysisRun,
+)
 from rollwise.core.hashing import HASH_LABEL
 from rollwise.core.observed import (
     REVISION_ANNOTATION,
@@ -27,6 +33,7 @@ from rollwise.core.observed import (
 )
 
 INCONCLUSIVE_PAUSE = "InconclusiveAnalysisRun"
+DEFAULT_RUN_HISTORY_LIMIT = 5
 RawRunStatus = dict[str, Any]
 
 
@@ -56,6 +63,8 @@ class RunsContext:
     runs: Sequence[AnalysisRunView]
     step_run_status: Mapping[str, Any] | None
     background_run_status: Mapping[str, Any] | None
+    successful_history_limit: int = DEFAULT_RUN_HISTORY_LIMIT
+    unsuccessful_history_limit: int = DEFAULT_RUN_HISTORY_LIMIT
 
 
 @dataclass(slots=True)
@@ -239,6 +248,22 @@ def _reconcile_background_run(
     return current, None
 
 
+def _prune_history(ctx: RunsContext, outcome: RunsOutcome, current: set[str]) -> None:
+    """Delete completed runs beyond the history limits, oldest first; never a current one."""
+    done = sorted(
+        (run for run in ctx.runs if run.completed and run.name not in current),
+        key=lambda run: (run.created_at is not None, run.created_at, run.name),
+        reverse=True,
+    )
+    successful = [run for run in done if run.phase == "Successful"]
+    unsuccessful = [run for run in done if run.phase != "Successful"]
+    for run in (
+        successful[max(ctx.successful_history_limit, 0) :]
+        + unsuccessful[max(ctx.unsuccessful_history_limit, 0) :]
+    ):
+        outcome.actions.append(DeleteAnalysisRun(run.name))
+
+
 def reconcile_runs(ctx: RunsContext) -> RunsOutcome:
     """Runs to create or terminate, the statuses to mirror, and whether to pause or abort."""
     outcome = RunsOutcome()
@@ -249,6 +274,9 @@ def reconcile_runs(ctx: RunsContext) -> RunsOutcome:
             _terminate(run, outcome)
         outcome.step_run_status = run_status(step_run) if step_run else None
         outcome.background_run_status = run_status(background_run) if background_run else None
+        _prune_history(
+            ctx, outcome, {run.name for run in (step_run, background_run) if run is not None}
+        )
         return outcome
 
     step_run, step_pending = _reconcile_step_run(ctx, outcome)
@@ -265,6 +293,7 @@ def reconcile_runs(ctx: RunsContext) -> RunsOutcome:
     for run in ctx.runs:
         if run.name not in current_names:
             _terminate(run, outcome)
+    _prune_history(ctx, outcome, current_names)
 
     for kind, previous, current in (
         ("Step", ctx.step_run_status, step_run),

@@ -29,7 +29,12 @@ from rollwise.api import models as api
 from rollwise.api.errors import IllegalTransitionError
 from rollwise.core import actions as act
 from rollwise.core import steps as st
-from rollwise.core.analysis_runs import INCONCLUSIVE_PAUSE, RunsContext, reconcile_runs
+from rollwise.core.analysis_runs import (
+    DEFAULT_RUN_HISTORY_LIMIT,
+    INCONCLUSIVE_PAUSE,
+    RunsContext,
+    reconcile_runs,
+)
 from rollwise.core.canary_state import CANARY_PAUSE, CanaryFacts, Outbox, Progress, gather_facts
 from rollwise.core.decisions import Decision
 from rollwise.core.observed import Observed
@@ -258,7 +263,20 @@ def _runs_context(facts: CanaryFacts, progress: Progress) -> RunsContext:
         runs=facts.observed.analysis_runs,
         step_run_status=progress.step_run,
         background_run_status=progress.background_run,
+        **_history_limits(facts.rollout),
     )
+
+
+def _history_limits(rollout: api.Rollout) -> dict[str, int]:
+    limits = rollout.spec.analysis
+    successful = limits.successful_run_history_limit if limits else None
+    unsuccessful = limits.unsuccessful_run_history_limit if limits else None
+    return {
+        "successful_history_limit": DEFAULT_RUN_HISTORY_LIMIT if successful is None else successful,
+        "unsuccessful_history_limit": (
+            DEFAULT_RUN_HISTORY_LIMIT if unsuccessful is None else unsuccessful
+        ),
+    }
 
 
 def decide_canary(rollout: api.Rollout, observed: Observed, now: datetime) -> Decision:

@@ -237,6 +237,8 @@ class LocalExecutor:
                 self.store.patch(
                     "AnalysisRun", name, namespace, merge={"spec": {"terminate": True}}
                 )
+            case act.DeleteAnalysisRun(name=name):
+                self.store.delete("AnalysisRun", name, namespace)
             case act.EmitEvent(type=event_type, reason=reason, message=message):
                 self.store.record_event(
                     kind="Rollout",
