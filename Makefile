@@ -1,26 +1,31 @@
 # The two front-door commands are `make demo` and `make test`; both install what they need.
 UV_VERSION := 0.13.8
-UV := $(shell command -v uv 2>/dev/null)
+# `python3 -m uv` rather than `uv`: a pip-installed script may not be on PATH yet (pyenv shims).
+UV := python3 -m uv
 
-.PHONY: setup demo test check lint bench
+.PHONY: setup demo test lint bench system-deps
 
 setup:
-ifndef UV
-	python3 -m pip install --quiet "uv==$(UV_VERSION)"
-endif
-	uv sync --frozen --quiet
+	@$(UV) --version >/dev/null 2>&1 || python3 -m pip install --quiet "uv==$(UV_VERSION)"
+	$(UV) sync --frozen --quiet
 
 demo: setup
-	uv run rollwise demo
+	$(UV) run rollwise demo
 
 lint: setup
-	uv run ruff check src tests
-	uv run ruff format --check src tests
-	uv run mypy
-	uv run lint-imports
+	$(UV) run ruff check src tests
+	$(UV) run ruff format --check src tests
+	$(UV) run mypy
+	$(UV) run lint-imports
 
-test: lint
-	uv run pytest
+# The analysis tests query a real Prometheus (Debian's package), started by the tests on loopback.
+system-deps:
+	@command -v prometheus >/dev/null 2>&1 || { \
+		apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null; }
+
+test: lint system-deps
+	$(UV) run pytest
 
 bench: setup
-	uv run python -m bench
+	$(UV) run python -m bench
