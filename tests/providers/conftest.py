@@ -5,13 +5,15 @@
   about a second). Missing binary: the tests skip locally and FAIL under CI (env `CI` set), since
   `.ci/run` installs it. The first sample of a new target takes ~5 s; share one per module.
 - `http_server` / `https_server` (function scope): a local aiohttp server; a test registers what
-  each path answers (`server.route(...)`, `server.json(...)`) and reads what was sent
-  (`server.requests`). `https_server` uses a self-signed certificate (for `insecure`).
-- `start_process` / `demo_app`: processes started for a test and always stopped after it.
+  each path answers (`server.route(...)`, `server.json(...)`, `server.hang(...)` for never)
+  and reads what was sent (`server.requests`). `https_server` uses a self-signed certificate
+  (for `insecure`).
+- `module_processes` + `start_demo_app(...)`: real demo-app processes, stopped after the module.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import shutil
@@ -297,6 +299,7 @@ class LocalHTTPServer:
     url: str = ""
     requests: list[RecordedRequest] = field(default_factory=list)
     routes: dict[tuple[str, str], Handler] = field(default_factory=dict)
+    released: asyncio.Event = field(default_factory=asyncio.Event)
 
     def route(self, method: str, path: str, handler: Handler) -> None:
         """`handler` answers `method path` (`*` for any method)."""
@@ -321,6 +324,15 @@ class LocalHTTPServer:
             return web.Response(text=body, status=status, content_type=content_type)
 
         self.route(method, path, answer)
+
+    def hang(self, method: str, path: str) -> None:
+        """Never answer `method path` (until the test ends): for timeouts."""
+
+        async def wait(request: web.Request) -> web.StreamResponse:
+            await self.released.wait()
+            return web.Response(status=503, text="released at the end of the test")
+
+        self.route(method, path, wait)
 
     async def dispatch(self, request: web.Request) -> web.StreamResponse:
         self.requests.append(
@@ -353,6 +365,7 @@ async def _serve(ssl_context: ssl.SSLContext | None) -> AsyncIterator[LocalHTTPS
         server.url = f"{'https' if ssl_context else 'http'}://127.0.0.1:{port}"
         yield server
     finally:
+        server.released.set()
         await runner.cleanup()
 
 

