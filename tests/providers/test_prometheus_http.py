@@ -294,3 +294,13 @@ async def test_the_address_may_come_from_the_environment(
     monkeypatch.setenv("ARGO_ROLLOUTS_PROMETHEUS_ADDRESS", http_server.url)
     http_server.json("POST", "/api/v1/query", VECTOR)
     assert isinstance(await query(metric("")), QueryResult)
+
+
+async def test_a_range_bound_that_is_not_a_time_is_an_error(http_server: LocalHTTPServer) -> None:
+    for start, problem in (("now() - 5", ""), ('duration("5m")', "must yield a time")):
+        m = metric(http_server.url, rangeQuery={"start": start, "end": "now()", "step": "1m"})
+        outcome = await query(m)
+        assert isinstance(outcome, QueryFailure)
+        assert outcome.message.startswith(f"prometheus.rangeQuery.start {start!r}: ")
+        assert problem in outcome.message
+    assert not http_server.requests
