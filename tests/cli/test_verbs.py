@@ -608,6 +608,7 @@ def test_help_lists_the_verbs_in_order(cli: Cli) -> None:
     verbs = [line.split()[0] for line in result.stdout.split("Commands:\n")[1].splitlines()]
     assert verbs == [
         "apply",
+        "create",
         "get",
         "list",
         "status",
@@ -618,7 +619,9 @@ def test_help_lists_the_verbs_in_order(cli: Cli) -> None:
         "undo",
         "pause",
         "restart",
+        "terminate",
         "lint",
+        "analyze",
         "controller",
         "demo",
         "version",

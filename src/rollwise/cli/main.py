@@ -27,6 +27,7 @@ from rollwise.cli.state import CONTEXTS, Settings
 
 _HELP_ORDER = (
     "apply",
+    "create",
     "get",
     "list",
     "status",
@@ -38,9 +39,8 @@ _HELP_ORDER = (
     "pause",
     "restart",
     "terminate",
-    "analyze",
-    "create",
     "lint",
+    "analyze",
     "controller",
     "demo",
     "version",
