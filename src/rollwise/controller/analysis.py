@@ -76,12 +76,20 @@ class AnalysisRunReconciler:
         except ValidationError as error:
             status = AnalysisRunStatus(phase="Error", message=f"Analysis spec invalid: {error}")
             return Outcome(requeue_after=None, status_written=self._write(raw, status))
-        now = self.clock.now()
-        secrets = self.secrets(namespace)
-        first = plan(run, now, secret_lookup=lambda secret, key: secrets.get(f"{secret}/{key}"))
+        status, requeue_after, measured = await self.step(run, self.secrets(namespace))
+        written = self._write(raw, status)
+        return Outcome(requeue_after=requeue_after, status_written=written, actions=measured)
+
+    async def step(
+        self, run: AnalysisRun, secrets: Mapping[str, str]
+    ) -> tuple[AnalysisRunStatus, float | None, int]:
+        """One reconcile of `run` without the store: its new status, when to come back, and how
+        many measurements were taken (also what `rollwise analyze` loops over)."""
+        first = plan(
+            run, self.clock.now(), secret_lookup=lambda secret, key: secrets.get(f"{secret}/{key}")
+        )
         if first.idle:
-            written = self._write(raw, first.status)
-            return Outcome(requeue_after=first.requeue_after, status_written=written)
+            return first.status, first.requeue_after, 0
         results = await self.measure(run, first, secrets)
         planned = run.model_copy(update={"status": first.status})
         status = record(
@@ -91,14 +99,9 @@ class AnalysisRunReconciler:
             secrets=first.secrets | frozenset(secrets.values()),
             metric_metadata=_metric_metadata(results),
         )
-        written = self._write(raw, status)
         # Plan again for the next due time (another metric, the next interval, a resume).
         after = plan(run.model_copy(update={"status": status}), self.clock.now())
-        return Outcome(
-            requeue_after=0.0 if not after.idle else after.requeue_after,
-            status_written=written,
-            actions=len(results),
-        )
+        return status, 0.0 if not after.idle else after.requeue_after, len(results)
 
     async def measure(
         self, run: AnalysisRun, due: Plan, secrets: Mapping[str, str]
