@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from rollwise.api.errors import NotFoundError, UserError
-from rollwise.cli.state import Settings, open_store, use_color
+from rollwise.cli.state import Settings, open_store, template_names, use_color
 from rollwise.views import analysis as views
 
 if TYPE_CHECKING:
@@ -383,11 +383,7 @@ def analyze(
     loaded, problems = load_files(filenames)
     with open_store(settings, create=False) as store:
         stored = _store_templates(store, settings.namespace)
-        known = [
-            f"{(t.get('metadata') or {}).get('namespace') or 'default'}/{t['metadata']['name']}"
-            for t in stored[0]
-        ]
-        cluster_known = [t["metadata"]["name"] for t in stored[1]]
+        known, cluster_known = template_names(store, settings.namespace)
         # Only what analyze runs is checked: a Rollout next to the templates is not its business.
         runnable = [item for item in loaded if item.kind in _RUNNABLE_KINDS]
         problems += validate(runnable, known_templates=known, known_cluster_templates=cluster_known)

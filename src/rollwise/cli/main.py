@@ -23,7 +23,7 @@ from rollwise import __version__
 from rollwise.api.errors import RollwiseError, UserError
 from rollwise.cli import analysis, manage, view
 from rollwise.cli.plain_params import PlainCommand, PlainGroup, use_plain_conversion
-from rollwise.cli.state import CONTEXTS, Settings
+from rollwise.cli.state import CONTEXTS, Settings, open_store, template_names
 
 _HELP_ORDER = (
     "apply",
@@ -160,16 +160,23 @@ _register(app, ("analyze",), analysis.analyze)
 
 @app.command("lint", cls=PlainCommand)
 def lint(
+    ctx: typer.Context,
     filenames: Annotated[
         list[str],
         typer.Option("-f", "--filename", help="Manifest files or directories ('-' reads stdin)."),
     ],
 ) -> None:
-    """Check manifests; every problem as FILE:LINE:COL: message. Exit 1 if any is an error."""
+    """Check manifests; every problem as FILE:LINE:COL: message. Exit 1 if any is an error.
+
+    Templates the files refer to may be in the files or already in the local store."""
     from rollwise.api.lint import lint_paths
     from rollwise.api.manifests import has_errors
 
-    problems = lint_paths(filenames)
+    settings = ctx.obj
+    assert isinstance(settings, Settings)
+    with open_store(settings, create=False) as store:
+        known, known_cluster = template_names(store)
+    problems = lint_paths(filenames, known_templates=known, known_cluster_templates=known_cluster)
     for problem in problems:
         typer.echo(problem.format())
     if has_errors(problems):

@@ -24,6 +24,7 @@ from rollwise.cli.state import (
     open_store,
     read_rollout,
     resource_label,
+    template_names,
 )
 
 if TYPE_CHECKING:
@@ -83,15 +84,6 @@ def _image_problems(
     return problems
 
 
-def _known_templates(store: SqliteStore) -> tuple[list[str], list[str]]:
-    namespaced = [
-        f"{(t.get('metadata') or {}).get('namespace') or 'default'}/{t['metadata']['name']}"
-        for t in store.list("AnalysisTemplate", None)
-    ]
-    cluster = [t["metadata"]["name"] for t in store.list("ClusterAnalysisTemplate", None)]
-    return namespaced, cluster
-
-
 def _as_raw(item: Loaded, namespace: str) -> Raw:
     """The object exactly as the file wrote it (like kubectl, which sends what it read), in the
     chosen namespace when it names none."""
@@ -126,7 +118,7 @@ def apply(
         raise UserError(f"no objects found in {', '.join(filenames)}")
     with open_store(settings, create=True) as store:
         assert store is not None
-        known, known_cluster = _known_templates(store)
+        known, known_cluster = template_names(store)
         problems += validate(loaded, known_templates=known, known_cluster_templates=known_cluster)
         problems += _image_problems(loaded, ImageTable.load(settings.home), settings)
         for problem in problems:

@@ -114,3 +114,18 @@ def resource_label(obj: Mapping[str, Any]) -> str:
     group = api_version.split("/", 1)[0] if "/" in api_version else ""
     name = (obj.get("metadata") or {}).get("name", "")
     return f"{kind}.{group}/{name}" if group else f"{kind}/{name}"
+
+
+def template_names(
+    store: SqliteStore | None, namespace: str | None = None
+) -> tuple[list[str], list[str]]:
+    """The (Cluster)AnalysisTemplates a store holds, as validation takes them: namespaced ones
+    as `namespace/name` (all namespaces, or one), cluster ones by name."""
+    if store is None:
+        return [], []
+    namespaced = [
+        f"{(t.get('metadata') or {}).get('namespace') or 'default'}/{t['metadata']['name']}"
+        for t in store.list("AnalysisTemplate", namespace)
+    ]
+    cluster = [t["metadata"]["name"] for t in store.list("ClusterAnalysisTemplate", None)]
+    return namespaced, cluster
