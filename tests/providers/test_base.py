@@ -84,10 +84,24 @@ def test_provider_config_reads_plain_and_plugin_providers() -> None:
 
 
 def test_masking_replaces_every_secret_longest_first() -> None:
+    context = ProviderContext(clock=ManualClock(NOW), masked_values=frozenset({"token", ""}))
+    assert context.secret("nope") is None
     context = ProviderContext(
-        clock=ManualClock(NOW), secrets={"a": "token", "b": "token-admin", "empty": ""}
+        clock=ManualClock(NOW),
+        secrets={"b": "token-admin", "unrelated": "1"},
+        masked_values=frozenset({"token", ""}),
     )
+    assert context.secret("b") == "token-admin"
     assert context.mask("use token-admin or token") == f"use {MASK} or {MASK}"
+
+
+def test_only_secrets_in_use_are_masked() -> None:
+    """Every Secret of the namespace is there to look up; one nobody read (here "1") must not
+    garble the numbers of every message."""
+    context = ProviderContext(clock=ManualClock(NOW), secrets={"x/account-id": "1"})
+    assert context.mask("0.01 of 100") == "0.01 of 100"
+    assert context.secret("x/account-id") == "1"
+    assert context.mask("account 1") == f"account {MASK}"
 
 
 class Leaky(SynchronousProvider):
@@ -119,7 +133,8 @@ def test_providers(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def context() -> ProviderContext:
-    return ProviderContext(clock=ManualClock(NOW), secrets={"tests/password": "hunter2"})
+    # A run whose args resolved a secretKeyRef to "hunter2".
+    return ProviderContext(clock=ManualClock(NOW), masked_values=frozenset({"hunter2"}))
 
 
 @pytest.mark.usefixtures("test_providers")

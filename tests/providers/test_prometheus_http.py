@@ -37,7 +37,10 @@ VECTOR = {
 
 
 def context(**secrets: str) -> ProviderContext:
-    return ProviderContext(clock=ManualClock(NOW), secrets=secrets)
+    """A run whose secret args resolved to these values (so they are masked)."""
+    return ProviderContext(
+        clock=ManualClock(NOW), secrets=secrets, masked_values=frozenset(secrets.values())
+    )
 
 
 def metric(address: str, query: str = "up", **extra: Any) -> Metric:

@@ -11,6 +11,7 @@ import pytest
 from rollwise.api.models import Metric
 from rollwise.core.timestamps import ManualClock
 from rollwise.providers.base import ProviderContext, measure, provider_for
+from rollwise.providers.http import HTTPFailure, fetch
 from rollwise.providers.web import WebError, WebProvider, WebValue
 
 from .conftest import LocalHTTPServer, free_port
@@ -232,3 +233,10 @@ async def test_configuration_mistakes_are_errors_before_any_request(
 
 def test_the_registry_gives_the_web_provider() -> None:
     assert isinstance(provider_for(web_metric("http://127.0.0.1:1")), WebProvider)
+
+
+async def test_a_host_name_that_does_not_resolve_says_so() -> None:
+    """The seed's `http://prometheus:9090` on a laptop: the message names the cause."""
+    answer = await fetch("GET", "http://no-such-host.invalid/x", what="web metric", timeout_s=5)
+    assert isinstance(answer, HTTPFailure)
+    assert "does not resolve" in answer.message

@@ -96,7 +96,7 @@ class AnalysisRunReconciler:
             planned,
             results,
             self.clock.now(),
-            secrets=first.secrets | frozenset(secrets.values()),
+            secrets=first.secrets,
             metric_metadata=_metric_metadata(results),
         )
         # Plan again for the next due time (another metric, the next interval, a resume).
@@ -113,6 +113,7 @@ class AnalysisRunReconciler:
             run_name=run.name,
             secrets=secrets,
             services=self.services,
+            masked_values=due.secrets,
         )
         last = _last_measurements(due.status)
         calls: dict[str, Any] = {}

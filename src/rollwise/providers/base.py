@@ -60,21 +60,40 @@ class ProviderServices:
 @dataclass(frozen=True)
 class ProviderContext:
     """Everything a provider may know besides the metric itself. Providers keep no state
-    between calls: what an asynchronous measurement needs later lives in its metadata."""
+    between calls: what an asynchronous measurement needs later lives in its metadata.
+
+    `secrets` are the secret values a provider may look up (`<secret>/<key>`, e.g. every
+    Secret of the run's namespace); only those it actually reads (`secret`) and the run's own
+    secret args (`masked_values`) are masked, so an unrelated secret such as `1` does not
+    garble every number in a message."""
 
     clock: Clock
     namespace: str = "default"
     run_name: str = ""
     secrets: Mapping[str, str] = field(default_factory=dict)
     services: ProviderServices = field(default_factory=ProviderServices)
+    masked_values: frozenset[str] = frozenset()
+    _read: set[str] = field(default_factory=set, compare=False, repr=False)
 
     def now(self) -> datetime:
         return self.clock.now()
 
+    def secret(self, key: str) -> str | None:
+        """The secret value under `key` (`<secret>/<key>`), remembered for masking."""
+        value = self.secrets.get(key) or None
+        if value is not None:
+            self._read.add(value)
+        return value
+
+    @property
+    def sensitive(self) -> frozenset[str]:
+        """Every value to hide: the run's secret args and the secrets providers read."""
+        return self.masked_values | frozenset(self._read)
+
     def mask(self, text: str) -> str:
-        """`text` with every secret value replaced by `*****` (longest first, so a secret that
-        contains another is masked whole)."""
-        for secret in sorted((s for s in self.secrets.values() if s), key=len, reverse=True):
+        """`text` with every sensitive value replaced by `*****` (longest first, so a secret
+        that contains another is masked whole)."""
+        for secret in sorted((s for s in self.sensitive if s), key=len, reverse=True):
             text = text.replace(secret, MASK)
         return text
 
@@ -241,7 +260,7 @@ def finished(
 
 def masked(measurement: Measurement, context: ProviderContext) -> Measurement:
     """The measurement with secret values masked in its message, value and metadata."""
-    if not context.secrets:
+    if not context.sensitive:
         return measurement
     changes: dict[str, Any] = {}
     if measurement.message:

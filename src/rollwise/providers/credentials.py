@@ -7,13 +7,13 @@ in the order each provider documents:
 
 1. `ProviderContext.secrets`, the secrets the shell resolved for this run, under the key
    `"<secret name>/<secret key>"`, e.g. `datadog/api-key` or `newrelic/personal-api-key`
-   (locally: `rollwise create secret datadog --from-literal api-key=...`);
+   (locally: `rollwise create secret generic datadog --from-literal api-key=...`);
 2. environment variables of the controller (or of `rollwise analyze`), named per provider
    (`DD_API_KEY`, `NEW_RELIC_API_KEY`, `WAVEFRONT_API_TOKEN`, `INFLUX_TOKEN`, ...).
 
-Values found either way are masked as `*****` in measurement messages by the caller
-(`rollwise.providers.base.measure`) when they come through `secrets`; the providers never put
-a credential into a message themselves.
+Values read from `secrets` are masked as `*****` in measurement messages by the caller
+(`rollwise.providers.base.measure`); the providers never put a credential into a message
+themselves.
 """
 
 from __future__ import annotations
@@ -31,8 +31,7 @@ def secret_key(secret: str, key: str) -> str:
 
 def from_secret(context: ProviderContext, secret: str, key: str) -> str | None:
     """The value of `key` in `secret`, or None when the secret or key is absent or empty."""
-    value = context.secrets.get(secret_key(secret, key))
-    return value or None
+    return context.secret(secret_key(secret, key))
 
 
 def from_environment(name: str, environ: Mapping[str, str] | None = None) -> str | None:

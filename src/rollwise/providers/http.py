@@ -12,6 +12,7 @@ import asyncio
 import base64
 import json
 import os
+import socket
 import ssl
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -133,8 +134,11 @@ async def fetch(
 
 
 def _reason(error: OSError) -> str:
+    if isinstance(error, socket.gaierror):
+        # Resolver errors carry negative EAI_* codes that os.strerror does not know.
+        return f"the host name does not resolve ({(error.strerror or str(error)).lower()})"
     # asyncio words a refused connection "Connect call failed (...)"; the errno says it plainly.
-    if error.errno:
+    if error.errno and error.errno > 0:
         return os.strerror(error.errno).lower()
     return (error.strerror or str(error) or type(error).__name__).lower()
 

@@ -64,8 +64,8 @@ def expand_templates(
             raise UserError(f'{kind} "{ref.template_name}" not found')
         for nested in template.spec.templates or ():
             visit(nested)
-        if template.spec.metrics:
-            found.append(template)
+        # Kept even without metrics of its own: its args, dryRun rules and annotations count.
+        found.append(template)
 
     for ref in refs:
         visit(ref)
