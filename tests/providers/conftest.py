@@ -33,6 +33,8 @@ from typing import Any
 import pytest
 from aiohttp import web
 
+from rollwise.demo.prometheus import PrometheusServer as DemoPrometheus
+
 DEADLINE_S = 20.0
 
 
@@ -153,67 +155,8 @@ def send_requests(url: str, count: int) -> list[int]:
 # --- Prometheus -----------------------------------------------------------------------------------
 
 
-class PrometheusServer:
-    """A real Prometheus on loopback with a temporary config and data dir."""
-
-    def __init__(self, root: Path) -> None:
-        self.root = root
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.targets_path = root / "targets.json"
-        self.process: subprocess.Popen[bytes] | None = None
-
-    def start(self, binary: str) -> None:
-        self.scrape([])
-        config = self.root / "prometheus.yml"
-        config.write_text(
-            json.dumps(  # JSON is YAML
-                {
-                    "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
-                    "scrape_configs": [
-                        {
-                            "job_name": "tests",
-                            "scrape_interval": "1s",
-                            "scrape_timeout": "1s",
-                            "file_sd_configs": [
-                                {"files": [str(self.targets_path)], "refresh_interval": "1s"}
-                            ],
-                        }
-                    ],
-                }
-            )
-        )
-        log = (self.root / "prometheus.log").open("wb")
-        self.process = subprocess.Popen(
-            [
-                binary,
-                f"--config.file={config}",
-                f"--storage.tsdb.path={self.root / 'data'}",
-                f"--web.listen-address=127.0.0.1:{self.port}",
-                "--log.level=warn",
-            ],
-            stdout=log,
-            stderr=log,
-        )
-        log.close()
-        process = self.process
-        wait_http(f"{self.url}/-/ready", alive=lambda: process.poll() is None)
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=10)
-
-    def scrape(self, targets: Sequence[str], *, labels: dict[str, str] | None = None) -> None:
-        """Scrape exactly these `host:port` targets from now on (replacing earlier ones)."""
-        groups = [{"targets": list(targets), "labels": labels or {}}] if targets else []
-        temporary = self.targets_path.with_suffix(".tmp")
-        temporary.write_text(json.dumps(groups))
-        temporary.replace(self.targets_path)
+class PrometheusServer(DemoPrometheus):
+    """The demo's real Prometheus runner, with the queries tests wait on and check."""
 
     def query(self, promql: str) -> dict[str, Any]:
         """The `data` of an instant query (for waiting and for checking expectations)."""
@@ -264,9 +207,9 @@ def prometheus_binary() -> str:
 @pytest.fixture(scope="module")
 def prometheus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrometheusServer]:
     binary = prometheus_binary()
-    server = PrometheusServer(tmp_path_factory.mktemp("prometheus"))
+    server = PrometheusServer(tmp_path_factory.mktemp("prometheus"), binary=binary)
     try:
-        server.start(binary)
+        server.start()
         yield server
     finally:
         server.stop()
