@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 from rollwise.api import models as api
 from rollwise.core import actions as act
@@ -28,6 +28,41 @@ DEFAULT_REPLICAS = 1
 DEFAULT_ABORT_SCALE_DOWN_DELAY_SECONDS = 30
 
 Raw = dict[str, Any]
+
+
+class RolloutFacts(Protocol):
+    """What the shared machinery reads of a decision's facts: the stage machine (`Progress`), the
+    `Outbox`, the status conditions, pod restarts and history cleanup. `CanaryFacts` and the
+    blue-green engine's `BlueGreenFacts` both provide it."""
+
+    @property
+    def rollout(self) -> api.Rollout: ...
+    @property
+    def observed(self) -> Observed: ...
+    @property
+    def now(self) -> datetime: ...
+    @property
+    def now_text(self) -> str: ...
+    @property
+    def prev(self) -> Mapping[str, Any]: ...
+    @property
+    def replicas(self) -> int: ...
+    @property
+    def steps(self) -> tuple[api.CanaryStep, ...]: ...
+    @property
+    def pod_hash(self) -> str: ...
+    @property
+    def new_rs(self) -> ReplicaSetView | None: ...
+    @property
+    def creating(self) -> bool: ...
+    @property
+    def stable_rs(self) -> ReplicaSetView | None: ...
+    @property
+    def others(self) -> tuple[ReplicaSetView, ...]: ...
+    @property
+    def revision(self) -> int: ...
+    @property
+    def max_unavailable(self) -> int: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,7 +191,7 @@ class Progress:
     the trigger's effect, so the status can never say something the table does not allow.
     """
 
-    facts: CanaryFacts
+    facts: RolloutFacts
     stage: Stage
     index: int | None
     abort: bool
@@ -175,7 +210,7 @@ class Progress:
     fired: list[Trigger] = field(default_factory=list)
 
     @classmethod
-    def start(cls, facts: CanaryFacts) -> Progress:
+    def start(cls, facts: RolloutFacts) -> Progress:
         prev = facts.prev
         canary = prev.get("canary") or {}
         pauses = [dict(p) for p in prev.get("pauseConditions") or ()]
@@ -286,7 +321,7 @@ EFFECTS: Mapping[Trigger, Callable[[Progress, str], None]] = {
 
 @dataclass
 class Outbox:
-    facts: CanaryFacts
+    facts: RolloutFacts
     actions: list[act.Action] = field(default_factory=list)
     requeue: list[float] = field(default_factory=list)
 

@@ -14,7 +14,14 @@ from typing import Any
 
 from rollwise.core import conditions as cond
 from rollwise.core import steps as st
-from rollwise.core.canary_state import CanaryFacts, Outbox, Progress, Raw, selector_string
+from rollwise.core.canary_state import (
+    CanaryFacts,
+    Outbox,
+    Progress,
+    Raw,
+    RolloutFacts,
+    selector_string,
+)
 from rollwise.core.phases import PhaseFacts, Trigger, rollout_phase
 from rollwise.core.timestamps import parse_time_or_none
 from rollwise.core.traffic import Traffic
@@ -80,7 +87,8 @@ def _indefinite_step(facts: CanaryFacts, progress: Progress) -> bool:
     )
 
 
-def _waiting_for_scale_down(facts: CanaryFacts, progress: Progress) -> bool:
+def waiting_for_scale_down(facts: RolloutFacts, progress: Progress) -> bool:
+    """Promoted, and an older revision waits for its scale-down deadline (not stuck)."""
     return progress.fully_promoted and any(
         rs.scale_down_deadline is not None and rs.scale_down_deadline > facts.now
         for rs in facts.observed.replica_sets
@@ -88,14 +96,26 @@ def _waiting_for_scale_down(facts: CanaryFacts, progress: Progress) -> bool:
     )
 
 
-def _update_conditions(
-    facts: CanaryFacts, progress: Progress, status: Raw, conditions: list[Raw], out: Outbox
+def update_conditions(
+    facts: RolloutFacts,
+    progress: Progress,
+    status: Raw,
+    conditions: list[Raw],
+    out: Outbox,
+    *,
+    healthy: bool,
+    strategy_progress: bool = False,
+    waiting: bool = False,
 ) -> None:
+    """Healthy, Progressing (with the progress deadline, which may abort), Available, Paused and
+    Completed, for either strategy. The strategy says whether the rollout is `healthy`, whether
+    it made progress of its own kind (`strategy_progress`, e.g. a Service switched) and whether
+    it is `waiting` on purpose (an indefinite step, a scale-down delay), which stops the
+    progress deadline."""
     now = facts.now_text
     prev = facts.prev
     name = facts.new_rs.name if facts.new_rs is not None else facts.rollout.name
     paused = bool(facts.rollout.spec.paused) or bool(progress.pauses)
-    healthy = _healthy(facts, status)
 
     # Healthy
     became_unhealthy = False
@@ -121,7 +141,7 @@ def _update_conditions(
     # Progressing: the deadline first (it may abort), then the condition itself.
     current = cond.find_condition(conditions, cond.PROGRESSING)
     current_reason = current.get("reason") if current else None
-    progressed = _made_progress(prev, status) or became_unhealthy
+    progressed = _made_progress(prev, status) or strategy_progress or became_unhealthy
     exempt = (
         progress.aborted
         or paused
@@ -129,8 +149,7 @@ def _update_conditions(
         or progressed
         or current is None
         or current_reason in (cond.ROLLOUT_ABORTED, cond.ROLLOUT_PAUSED)
-        or _indefinite_step(facts, progress)
-        or _waiting_for_scale_down(facts, progress)
+        or waiting
     )
     if not exempt and current is not None:
         seconds = facts.rollout.spec.progress_deadline_seconds
@@ -281,7 +300,15 @@ def assemble_status(facts: CanaryFacts, progress: Progress, traffic: Traffic, ou
     conditions = [
         dict(c) for c in prev.get("conditions") or () if c.get("type") != cond.INVALID_SPEC
     ]
-    _update_conditions(facts, progress, status, conditions, out)
+    update_conditions(
+        facts,
+        progress,
+        status,
+        conditions,
+        out,
+        healthy=_healthy(facts, status),
+        waiting=_indefinite_step(facts, progress) or waiting_for_scale_down(facts, progress),
+    )
     # The progress deadline may have aborted: the stage-owned fields are written after it.
     if facts.steps and progress.index is not None:
         status["currentStepIndex"] = progress.index

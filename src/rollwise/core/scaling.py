@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from rollwise.core import actions as act
-from rollwise.core.canary_state import CanaryFacts, Outbox, Progress, abort_delay
+from rollwise.core.canary_state import CanaryFacts, Outbox, Progress, RolloutFacts, abort_delay
 from rollwise.core.observed import ReplicaSetView
 from rollwise.core.timestamps import format_time, parse_time_or_none
 from rollwise.core.traffic import Traffic, desired_counts
@@ -21,7 +21,7 @@ DEFAULT_SCALE_DOWN_DELAY_SECONDS = 30
 RESTART_CHECK_SECONDS = 1.0
 
 
-def restart_pods(facts: CanaryFacts, progress: Progress, out: Outbox) -> None:
+def restart_pods(facts: RolloutFacts, progress: Progress, out: Outbox) -> None:
     restart_at = parse_time_or_none(facts.rollout.spec.restart_at)
     if restart_at is None:
         return
@@ -47,7 +47,7 @@ def restart_pods(facts: CanaryFacts, progress: Progress, out: Outbox) -> None:
     progress.restarted_at = format_time(restart_at)
 
 
-def clean_history(facts: CanaryFacts, out: Outbox) -> None:
+def clean_history(facts: RolloutFacts, out: Outbox) -> None:
     limit = facts.rollout.spec.revision_history_limit
     limit = DEFAULT_REVISION_HISTORY_LIMIT if limit is None else limit
     old = sorted(facts.others, key=lambda rs: rs.created_at)
