@@ -272,6 +272,47 @@ def masked(measurement: Measurement, context: ProviderContext) -> Measurement:
     return measurement.copy_with(**changes) if changes else measurement
 
 
+class ProviderFailure(Exception):
+    """Inside a provider: a reason to end this measurement as Error (caught by `run_query`,
+    never leaves the provider). `no_data`: the query worked and found nothing, so the metric's
+    no-data policy (if it has one) decides instead."""
+
+    def __init__(self, message: str, *, no_data: bool = False) -> None:
+        super().__init__(message)
+        self.no_data = no_data
+
+
+async def run_query(
+    metric: Metric,
+    context: ProviderContext,
+    query: Callable[[], Awaitable[object]],
+    *,
+    empty: object = None,
+    metadata: dict[str, str] | None = None,
+) -> Measurement:
+    """One synchronous measurement: `query()` gives the value or raises ProviderFailure.
+    `empty` is the value a no-data failure stands for (`[]` or nil, as the provider's result
+    type); `metadata` may be filled by `query` as it goes."""
+    from rollwise.core.analysis.nodata import no_data_policy_of
+
+    started = context.now()
+    try:
+        value = await query()
+    except ProviderFailure as failure:
+        if failure.no_data and no_data_policy_of(metric) is not None:
+            value = empty
+        else:
+            return error_at(
+                str(failure),
+                started_at=started,
+                finished_at=context.now(),
+                metadata=metadata or None,
+            )
+    return finished(
+        metric, value, started_at=started, finished_at=context.now(), metadata=metadata or None
+    )
+
+
 async def measure(metric: Metric, context: ProviderContext) -> Measurement:
     """Take one measurement of `metric` now: an unknown provider or a provider bug is an Error
     measurement, not an exception; secrets are masked."""

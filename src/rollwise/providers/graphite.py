@@ -27,14 +27,13 @@ from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from rollwise.api.models import Measurement, Metric
-from rollwise.core.analysis.nodata import no_data_policy_of
 from rollwise.providers.base import (
     ProviderContext,
+    ProviderFailure,
     SynchronousProvider,
-    error_at,
-    finished,
     provider_config,
     register,
+    run_query,
 )
 from rollwise.providers.http import HTTPFailure, fetch
 
@@ -43,43 +42,29 @@ TIMEOUT_S = 10.0
 _WHITESPACE = re.compile(r"\s+")
 
 
-class GraphiteFailure(Exception):
-    """Internal: a reason to end this measurement as Error (never leaves the module).
-    `no_data`: the query worked and found nothing (a metric's no-data policy may apply)."""
-
-    def __init__(self, message: str, *, no_data: bool = False) -> None:
-        super().__init__(message)
-        self.no_data = no_data
-
-
 @register("graphite")
 class GraphiteProvider(SynchronousProvider):
     async def run(self, metric: Metric, context: ProviderContext) -> Measurement:
-        started = context.now()
-        try:
-            values = await self._query(provider_config(metric, "graphite"))
-        except GraphiteFailure as failure:
-            if failure.no_data and no_data_policy_of(metric) is not None:
-                return finished(metric, [], started_at=started, finished_at=context.now())
-            return error_at(str(failure), started_at=started, finished_at=context.now())
-        return finished(metric, values, started_at=started, finished_at=context.now())
+        return await run_query(
+            metric, context, lambda: self._query(provider_config(metric, "graphite")), empty=[]
+        )
 
     async def _query(self, config: Mapping[str, Any]) -> list[float]:
         address = str(config.get("address") or "").strip()
         if not address or "://" not in address:
-            raise GraphiteFailure(f"Graphite address {address!r} is not a valid URL")
+            raise ProviderFailure(f"Graphite address {address!r} is not a valid URL")
         url = render_url(address, str(config.get("query") or ""))
         answer = await fetch("GET", url, what=WHAT, timeout_s=TIMEOUT_S)
         if isinstance(answer, HTTPFailure):
-            raise GraphiteFailure(answer.message)
+            raise ProviderFailure(answer.message)
         if answer.status >= 400:
-            raise GraphiteFailure(
+            raise ProviderFailure(
                 f"Graphite at {url.split('?')[0]} answered HTTP {answer.status}: {answer.excerpt()}"
             )
         try:
             body = answer.json()
         except ValueError as exc:
-            raise GraphiteFailure(
+            raise ProviderFailure(
                 f"Graphite answered with a body that is not JSON ({exc}): {answer.excerpt()}"
             ) from exc
         return first_series_values(body)
@@ -101,19 +86,19 @@ def render_url(address: str, query: str) -> str:
 def first_series_values(body: Any) -> list[float]:
     """The non-null values of the first series; an error when there is no data point."""
     if not isinstance(body, list):
-        raise GraphiteFailure(f"Graphite answered an unexpected body: {json.dumps(body)[:200]}")
+        raise ProviderFailure(f"Graphite answered an unexpected body: {json.dumps(body)[:200]}")
     if not body:
-        raise GraphiteFailure("no values found", no_data=True)
+        raise ProviderFailure("no values found", no_data=True)
     first = body[0]
     points = first.get("datapoints") if isinstance(first, Mapping) else None
     if not isinstance(points, list):
-        raise GraphiteFailure(f"Graphite answered a series without datapoints: {first!r}"[:300])
+        raise ProviderFailure(f"Graphite answered a series without datapoints: {first!r}"[:300])
     if not points:
-        raise GraphiteFailure("no values found", no_data=True)
+        raise ProviderFailure("no values found", no_data=True)
     values: list[float] = []
     for point in points:
         if not isinstance(point, list) or len(point) != 2:
-            raise GraphiteFailure(f"error unmarshaling data point: {json.dumps(point)}")
+            raise ProviderFailure(f"error unmarshaling data point: {json.dumps(point)}")
         value = point[0]
         if value is None:
             continue
@@ -122,5 +107,5 @@ def first_series_values(body: Any) -> list[float]:
                 raise ValueError(value)
             values.append(float(value))
         except ValueError:
-            raise GraphiteFailure(f"error unmarshaling value: {json.dumps(value)}") from None
+            raise ProviderFailure(f"error unmarshaling value: {json.dumps(value)}") from None
     return values

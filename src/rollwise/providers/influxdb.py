@@ -37,14 +37,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from rollwise.api.models import Measurement, Metric
-from rollwise.core.analysis.nodata import no_data_policy_of
 from rollwise.providers.base import (
     ProviderContext,
+    ProviderFailure,
     SynchronousProvider,
-    error_at,
-    finished,
     provider_config,
     register,
+    run_query,
 )
 from rollwise.providers.credentials import from_environment, from_secret
 from rollwise.providers.http import HTTPFailure, fetch
@@ -58,36 +57,25 @@ ENVIRONMENT: Mapping[str, str] = {TOKEN: "INFLUX_TOKEN", ADDRESS: "INFLUX_HOST",
 _INTEGER = re.compile(r"[-+]?\d+")
 
 
-class InfluxFailure(Exception):
-    """Internal: a reason to end this measurement as Error (never leaves the module).
-    `no_data`: the query worked and found nothing (a metric's no-data policy may apply)."""
-
-    def __init__(self, message: str, *, no_data: bool = False) -> None:
-        super().__init__(message)
-        self.no_data = no_data
-
-
 @register("influxdb")
 class InfluxDBProvider(SynchronousProvider):
     async def run(self, metric: Metric, context: ProviderContext) -> Measurement:
-        started = context.now()
-        try:
-            values = await self._query(provider_config(metric, "influxdb"), context)
-        except InfluxFailure as failure:
-            if failure.no_data and no_data_policy_of(metric) is not None:
-                return finished(metric, [], started_at=started, finished_at=context.now())
-            return error_at(str(failure), started_at=started, finished_at=context.now())
-        return finished(metric, values, started_at=started, finished_at=context.now())
+        return await run_query(
+            metric,
+            context,
+            lambda: self._query(provider_config(metric, "influxdb"), context),
+            empty=[],
+        )
 
     async def _query(self, config: Mapping[str, Any], context: ProviderContext) -> list[object]:
         flux = str(config.get("query") or "")
         if not flux.strip():
-            raise InfluxFailure("influxdb.query is empty")
+            raise ProviderFailure("influxdb.query is empty")
         profile = str(config.get("profile") or DEFAULT_PROFILE)
         found = {key: _credential(context, profile, key) for key in (TOKEN, ADDRESS, ORG)}
         missing = [key for key, value in found.items() if not value]
         if missing:
-            raise InfluxFailure(
+            raise ProviderFailure(
                 f"authToken, org, or address not found: set {', '.join(missing)} in the secret "
                 f"{profile!r} (or {', '.join(ENVIRONMENT[key] for key in missing)})"
             )
@@ -106,14 +94,14 @@ class InfluxDBProvider(SynchronousProvider):
             data=flux.encode(),
         )
         if isinstance(answer, HTTPFailure):
-            raise InfluxFailure(answer.message)
+            raise ProviderFailure(answer.message)
         if not answer.ok:
-            raise InfluxFailure(
+            raise ProviderFailure(
                 f"InfluxDB at {url} answered HTTP {answer.status}: {_error_message(answer.text)}"
             )
         values = record_values(answer.text)
         if not values:
-            raise InfluxFailure("no results returned from flux query", no_data=True)
+            raise ProviderFailure("no results returned from flux query", no_data=True)
         return values
 
 
@@ -166,7 +154,7 @@ def _record_value(table: _Table, row: list[str]) -> object:
     header = table.header or []
     if "_value" not in header and "error" in header:
         message = row[header.index("error")] if header.index("error") < len(row) else ""
-        raise InfluxFailure(f"InfluxDB query failed: {message}")
+        raise ProviderFailure(f"InfluxDB query failed: {message}")
     if "_value" not in header:
         return None
     index = header.index("_value")
@@ -193,7 +181,7 @@ def _typed(raw: str, kind: str | None) -> object:
         if kind is not None:
             return raw  # string, dateTime:RFC3339(Nano), duration, base64Binary: as text
     except ValueError:
-        raise InfluxFailure(f"InfluxDB answered {raw!r} for a {kind} column") from None
+        raise ProviderFailure(f"InfluxDB answered {raw!r} for a {kind} column") from None
     if _INTEGER.fullmatch(raw):
         return int(raw)
     if raw in ("true", "false"):

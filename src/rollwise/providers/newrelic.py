@@ -36,14 +36,13 @@ from collections.abc import Mapping
 from typing import Any
 
 from rollwise.api.models import Measurement, Metric
-from rollwise.core.analysis.nodata import no_data_policy_of
 from rollwise.providers.base import (
     ProviderContext,
+    ProviderFailure,
     SynchronousProvider,
-    error_at,
-    finished,
     provider_config,
     register,
+    run_query,
 )
 from rollwise.providers.credentials import from_environment, from_secret
 from rollwise.providers.http import HTTPFailure, fetch
@@ -82,36 +81,25 @@ ENVIRONMENT: Mapping[str, str] = {
 }
 
 
-class NewRelicFailure(Exception):
-    """Internal: a reason to end this measurement as Error (never leaves the module).
-    `no_data`: the query worked and found nothing (a metric's no-data policy may apply)."""
-
-    def __init__(self, message: str, *, no_data: bool = False) -> None:
-        super().__init__(message)
-        self.no_data = no_data
-
-
 @register("newRelic")
 class NewRelicProvider(SynchronousProvider):
     async def run(self, metric: Metric, context: ProviderContext) -> Measurement:
-        started = context.now()
-        try:
-            value = await self._query(provider_config(metric, "newRelic"), context)
-        except NewRelicFailure as failure:
-            if failure.no_data and no_data_policy_of(metric) is not None:
-                return finished(metric, None, started_at=started, finished_at=context.now())
-            return error_at(str(failure), started_at=started, finished_at=context.now())
-        return finished(metric, value, started_at=started, finished_at=context.now())
+        return await run_query(
+            metric,
+            context,
+            lambda: self._query(provider_config(metric, "newRelic"), context),
+            empty=None,
+        )
 
     async def _query(self, config: Mapping[str, Any], context: ProviderContext) -> object:
         nrql = str(config.get("query") or "")
         if not nrql.strip():
-            raise NewRelicFailure("newRelic.query is empty")
+            raise ProviderFailure("newRelic.query is empty")
         profile = str(config.get("profile") or DEFAULT_PROFILE)
         api_key = _credential(context, profile, API_KEY)
         account = _credential(context, profile, ACCOUNT_ID)
         if not api_key or not account:
-            raise NewRelicFailure(
+            raise ProviderFailure(
                 f"account ID or personal API key not found: set {API_KEY} and {ACCOUNT_ID} in "
                 f"the secret {profile!r} (or {ENVIRONMENT[API_KEY]} and "
                 f"{ENVIRONMENT[ACCOUNT_ID]})"
@@ -119,7 +107,7 @@ class NewRelicProvider(SynchronousProvider):
         try:
             account_id = int(account)
         except ValueError:
-            raise NewRelicFailure(f"could not parse account ID {account!r}") from None
+            raise ProviderFailure(f"could not parse account ID {account!r}") from None
         url = nerdgraph_url(
             region=_credential(context, profile, REGION),
             explicit=_credential(context, profile, NERDGRAPH_URL),
@@ -139,21 +127,21 @@ class NewRelicProvider(SynchronousProvider):
             data=json.dumps({"query": document, "variables": variables}),
         )
         if isinstance(answer, HTTPFailure):
-            raise NewRelicFailure(answer.message)
+            raise ProviderFailure(answer.message)
         body: Any = None
         try:
             body = answer.json()
         except ValueError:
             if answer.ok:
-                raise NewRelicFailure(
+                raise ProviderFailure(
                     f"New Relic at {url} answered with a body that is not JSON: {answer.excerpt()}"
                 ) from None
         errors = _graphql_errors(body)
         if not answer.ok:
             detail = errors or answer.excerpt()
-            raise NewRelicFailure(f"New Relic at {url} answered HTTP {answer.status}: {detail}")
+            raise ProviderFailure(f"New Relic at {url} answered HTTP {answer.status}: {detail}")
         if errors:
-            raise NewRelicFailure(f"New Relic NerdGraph query failed: {errors}")
+            raise ProviderFailure(f"New Relic NerdGraph query failed: {errors}")
         return result_of(_results(body, url))
 
 
@@ -168,7 +156,7 @@ def nerdgraph_url(*, region: str | None, explicit: str | None) -> str:
     name = (region or "us").strip().lower()
     url = NERDGRAPH_URLS.get(name)
     if url is None:
-        raise NewRelicFailure(
+        raise ProviderFailure(
             f"unknown New Relic region {name!r} (known: {', '.join(NERDGRAPH_URLS)})"
         )
     return url
@@ -178,15 +166,15 @@ def _timeout(raw: object) -> int | None:
     if raw is None or raw == "":
         return None
     if isinstance(raw, bool) or not isinstance(raw, int | str):
-        raise NewRelicFailure(f"newRelic.timeout must be a whole number of seconds, not {raw!r}")
+        raise ProviderFailure(f"newRelic.timeout must be a whole number of seconds, not {raw!r}")
     try:
         seconds = int(raw)
     except ValueError:
-        raise NewRelicFailure(
+        raise ProviderFailure(
             f"newRelic.timeout must be a whole number of seconds, not {raw!r}"
         ) from None
     if seconds <= 0:
-        raise NewRelicFailure(f"newRelic.timeout must be positive ({raw!r})")
+        raise ProviderFailure(f"newRelic.timeout must be positive ({raw!r})")
     return seconds
 
 
@@ -207,14 +195,14 @@ def _results(body: Any, url: str) -> list[Any]:
     try:
         results = body["data"]["actor"]["account"]["nrql"]["results"]
     except (KeyError, TypeError):
-        raise NewRelicFailure(
+        raise ProviderFailure(
             f"New Relic at {url} answered without data.actor.account.nrql.results: "
             f"{json.dumps(body)[:200]}"
         ) from None
     if results is None:
         return []
     if not isinstance(results, list):
-        raise NewRelicFailure(f"New Relic answered results that are not a list: {results!r}")
+        raise ProviderFailure(f"New Relic answered results that are not a list: {results!r}")
     return results
 
 
@@ -222,8 +210,8 @@ def result_of(rows: list[Any]) -> object:
     """Argo's typing: one row -> the row, several -> the list, none -> an error."""
     if len(rows) == 1:
         if not rows[0]:
-            raise NewRelicFailure("no results returned from NRQL query", no_data=True)
+            raise ProviderFailure("no results returned from NRQL query", no_data=True)
         return rows[0]
     if rows:
         return rows
-    raise NewRelicFailure("no results returned from NRQL query", no_data=True)
+    raise ProviderFailure("no results returned from NRQL query", no_data=True)

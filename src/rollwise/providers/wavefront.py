@@ -32,14 +32,13 @@ from datetime import datetime
 from typing import Any
 
 from rollwise.api.models import Measurement, Metric
-from rollwise.core.analysis.nodata import no_data_policy_of
 from rollwise.providers.base import (
     ProviderContext,
+    ProviderFailure,
     SynchronousProvider,
-    error_at,
-    finished,
     provider_config,
     register,
+    run_query,
 )
 from rollwise.providers.credentials import from_environment, from_secret
 from rollwise.providers.http import HTTPFailure, fetch
@@ -51,41 +50,16 @@ CHART_PATH = "/api/v2/chart/api"
 TIMEOUT_S = 30.0
 
 
-class WavefrontFailure(Exception):
-    """Internal: a reason to end this measurement as Error (never leaves the module).
-    `no_data`: the query worked and found nothing (a metric's no-data policy may apply)."""
-
-    def __init__(self, message: str, *, no_data: bool = False) -> None:
-        super().__init__(message)
-        self.no_data = no_data
-
-
 @register("wavefront")
 class WavefrontProvider(SynchronousProvider):
     async def run(self, metric: Metric, context: ProviderContext) -> Measurement:
-        started = context.now()
         metadata: dict[str, str] = {}
-        try:
-            value = await self._query(
-                provider_config(metric, "wavefront"), context, started, metadata
-            )
-        except WavefrontFailure as failure:
-            if failure.no_data and no_data_policy_of(metric) is not None:
-                return finished(
-                    metric,
-                    None,
-                    started_at=started,
-                    finished_at=context.now(),
-                    metadata=metadata or None,
-                )
-            return error_at(
-                str(failure),
-                started_at=started,
-                finished_at=context.now(),
-                metadata=metadata or None,
-            )
-        return finished(
-            metric, value, started_at=started, finished_at=context.now(), metadata=metadata
+        config = provider_config(metric, "wavefront")
+        return await run_query(
+            metric,
+            context,
+            lambda: self._query(config, context, context.now(), metadata),
+            metadata=metadata,
         )
 
     async def _query(
@@ -98,12 +72,12 @@ class WavefrontProvider(SynchronousProvider):
         address = str(config.get("address") or "").strip()
         query = str(config.get("query") or "")
         if not address:
-            raise WavefrontFailure("wavefront.address is not set")
+            raise ProviderFailure("wavefront.address is not set")
         if not query.strip():
-            raise WavefrontFailure("wavefront.query is empty")
+            raise ProviderFailure("wavefront.query is empty")
         token = from_secret(context, TOKENS_SECRET, address) or from_environment(ENV_TOKEN)
         if not token:
-            raise WavefrontFailure(
+            raise ProviderFailure(
                 f"API token not found: set the key {address!r} of the secret {TOKENS_SECRET!r}"
                 f" (or {ENV_TOKEN})"
             )
@@ -118,20 +92,20 @@ class WavefrontProvider(SynchronousProvider):
             params=query_params(query, now_ms),
         )
         if isinstance(answer, HTTPFailure):
-            raise WavefrontFailure(answer.message)
+            raise ProviderFailure(answer.message)
         if not answer.ok:
-            raise WavefrontFailure(
+            raise ProviderFailure(
                 f"Wavefront at {url} answered HTTP {answer.status}: {answer.excerpt()}"
             )
         try:
             body = answer.json()
         except ValueError as exc:
-            raise WavefrontFailure(
+            raise ProviderFailure(
                 f"Wavefront at {url} answered with a body that is not JSON ({exc}): "
                 f"{answer.excerpt()}"
             ) from exc
         if not isinstance(body, Mapping):
-            raise WavefrontFailure(f"Wavefront answered an unexpected body: {answer.excerpt()}")
+            raise ProviderFailure(f"Wavefront answered an unexpected body: {answer.excerpt()}")
         if body.get("warnings"):
             metadata["warnings"] = str(body["warnings"])
         return closest_values(body, started, metadata)
@@ -164,7 +138,7 @@ def closest_values(body: Mapping[str, Any], started: datetime, metadata: dict[st
     `timestamps` and `drift` go into `metadata`."""
     series = body.get("timeseries") or []
     if not isinstance(series, list):
-        raise WavefrontFailure(f"Wavefront answered timeseries that are not a list: {series!r}")
+        raise ProviderFailure(f"Wavefront answered timeseries that are not a list: {series!r}")
     start_s = started.timestamp()
     chosen: list[tuple[float, int, int]] = []
     for item in series:
@@ -175,12 +149,12 @@ def closest_values(body: Mapping[str, Any], started: datetime, metadata: dict[st
     if not chosen:
         detail = body.get("errorMessage")
         if detail:
-            raise WavefrontFailure(f"Wavefront query failed: {detail}")
+            raise ProviderFailure(f"Wavefront query failed: {detail}")
         if series:
-            raise WavefrontFailure(
+            raise ProviderFailure(
                 "no data points in the TimeSeries returned by Wavefront", no_data=True
             )
-        raise WavefrontFailure("No TimeSeries found in response from Wavefront", no_data=True)
+        raise ProviderFailure("No TimeSeries found in response from Wavefront", no_data=True)
     if len(chosen) == 1:
         value, epoch, drift = chosen[0]
         metadata["timestamps"] = str(epoch)
@@ -202,9 +176,7 @@ def _closest(points: list[Any], start_s: float) -> tuple[float, int, int] | None
                 isinstance(part, int | float) and not isinstance(part, bool) for part in point
             )
         ):
-            raise WavefrontFailure(
-                f"Wavefront answered a malformed data point: {json.dumps(point)}"
-            )
+            raise ProviderFailure(f"Wavefront answered a malformed data point: {json.dumps(point)}")
         delta = float(point[0]) - start_s
         if abs(delta) < abs(best_delta):
             best_delta = delta
