@@ -269,7 +269,7 @@ def with_experiment() -> dict[str, Any]:
         (
             blue_green(),
             Observed(),
-            "spec.strategy.blueGreen: the blue-green strategy is not supported",
+            'spec.strategy.blueGreen.activeService: service "myapp" not found',
         ),
         (
             with_experiment(),

@@ -15,6 +15,7 @@ from datetime import datetime
 from typing import Any, Literal
 
 from rollwise.api import models as api
+from rollwise.core.observed import AnalysisKind
 
 EventType = Literal["Normal", "Warning"]
 
@@ -121,7 +122,7 @@ class CreateAnalysisRun:
     """
 
     name: str
-    kind: Literal["Step", "Background"]
+    kind: AnalysisKind
     step_index: int | None
     analysis: api.RolloutAnalysis = field(repr=False)
     pod_template_hash: str

@@ -1,12 +1,14 @@
-"""Which AnalysisRuns a canary needs, and what their phases mean for it (reference 2.11).
+"""Which AnalysisRuns a rollout needs, and what their phases mean for it (reference 2.11).
 
-Who calls it: the canary engine, once per decision. The rollout and the analysis engine talk
-only through AnalysisRun objects: this module asks for runs to be created or terminated and
-reads back `status.phase`; measuring is the analysis controller's business.
+Who calls it: the canary and blue-green engines, once per decision. The rollout and the
+analysis engine talk only through AnalysisRun objects: this module asks for runs to be created
+or terminated and reads back `status.phase`; measuring is the analysis controller's business.
 
-A run is *current* when the Rollout's status names it (`status.canary.current*AnalysisRunStatus`);
-every other run that is still going is terminated. Successful lets an analysis step complete,
-Inconclusive pauses the rollout (`InconclusiveAnalysisRun`), Failed or Error aborts it.
+A run is *current* when the Rollout's status names it (`status.canary.current*AnalysisRunStatus`,
+`status.blueGreen.{pre,post}PromotionAnalysisRunStatus`); every other run that is still going is
+terminated. Successful lets an analysis step complete (or a blue-green revision be switched to,
+or marked stable), Inconclusive pauses the rollout (`InconclusiveAnalysisRun`), Failed or Error
+aborts it.
 """
 
 from __future__ import annotations
@@ -35,6 +37,8 @@ from rollwise.core.observed import (
 INCONCLUSIVE_PAUSE = "InconclusiveAnalysisRun"
 DEFAULT_RUN_HISTORY_LIMIT = 5
 RawRunStatus = dict[str, Any]
+# Argo names blue-green runs `<rollout>-<hash>-<revision>-pre` / `-post`.
+_NAME_SUFFIXES: Mapping[AnalysisKind, str] = {"PrePromotion": "pre", "PostPromotion": "post"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,11 +71,30 @@ class RunsContext:
     unsuccessful_history_limit: int = DEFAULT_RUN_HISTORY_LIMIT
 
 
+@dataclass(frozen=True, slots=True)
+class PromotionRuns:
+    """A blue-green rollout's runs: the pre-promotion run gates the active switch, the
+    post-promotion run the stable mark. `skip_*`: not due now (the preview is not saturated, the
+    switch is done, the revision is stable) - no run is created, a current one is left alone."""
+
+    pre_promotion: api.RolloutAnalysis | None
+    post_promotion: api.RolloutAnalysis | None
+    pre_run_status: Mapping[str, Any] | None
+    post_run_status: Mapping[str, Any] | None
+    skip_pre: bool
+    skip_post: bool
+
+
+NO_PROMOTION_RUNS = PromotionRuns(None, None, None, None, skip_pre=True, skip_post=True)
+
+
 @dataclass(slots=True)
 class RunsOutcome:
     actions: list[Action] = field(default_factory=list)
     step_run_status: RawRunStatus | None = None
     background_run_status: RawRunStatus | None = None
+    pre_run_status: RawRunStatus | None = None
+    post_run_status: RawRunStatus | None = None
     pause: bool = False
     abort_message: str | None = None
 
@@ -138,6 +161,8 @@ def _create(
     base = f"{ctx.rollout_name}-{ctx.pod_hash}-{ctx.revision}"
     if step_index is not None:
         base = f"{base}-{step_index}"
+    elif kind in _NAME_SUFFIXES:
+        base = f"{base}-{_NAME_SUFFIXES[kind]}"
     labels: dict[str, str] = {ROLLOUT_TYPE_LABEL: kind, HASH_LABEL: ctx.pod_hash}
     if step_index is not None:
         labels[STEP_INDEX_LABEL] = str(step_index)
@@ -248,6 +273,37 @@ def _reconcile_background_run(
     return current, None
 
 
+def _reconcile_promotion_run(
+    ctx: RunsContext,
+    outcome: RunsOutcome,
+    *,
+    kind: AnalysisKind,
+    analysis: api.RolloutAnalysis | None,
+    status: Mapping[str, Any] | None,
+    skip: bool,
+) -> tuple[AnalysisRunView | None, str | None]:
+    """A blue-green pre- or post-promotion run (Argo's reconcile{Pre,Post}PromotionAnalysisRun)."""
+    named = (status or {}).get("name")
+    current = _by_name(ctx.runs, named)
+    if analysis is None:
+        _terminate(current, outcome)
+        return None, None
+    if skip or ctx.inconclusive_paused:
+        if current is not None:
+            _judge(current, outcome)
+        return current, None if current else named
+    if current is None and named:
+        outcome.actions.append(_create(ctx, analysis, kind=kind, name=named))
+        return None, named
+    if _needs_new_run(ctx, current):
+        create = _create(ctx, analysis, kind=kind)
+        outcome.actions.append(create)
+        return None, create.name
+    assert current is not None
+    _judge(current, outcome)
+    return current, None
+
+
 def _prune_history(ctx: RunsContext, outcome: RunsOutcome, current: set[str]) -> None:
     """Delete completed runs beyond the history limits, oldest first; never a current one."""
     done = sorted(
@@ -264,29 +320,50 @@ def _prune_history(ctx: RunsContext, outcome: RunsOutcome, current: set[str]) ->
         outcome.actions.append(DeleteAnalysisRun(run.name))
 
 
-def reconcile_runs(ctx: RunsContext) -> RunsOutcome:
+def reconcile_runs(ctx: RunsContext, promotion: PromotionRuns = NO_PROMOTION_RUNS) -> RunsOutcome:
     """Runs to create or terminate, the statuses to mirror, and whether to pause or abort."""
     outcome = RunsOutcome()
     if ctx.skip_all:
         step_run = _by_name(ctx.runs, (ctx.step_run_status or {}).get("name"))
         background_run = _by_name(ctx.runs, (ctx.background_run_status or {}).get("name"))
+        pre_run = _by_name(ctx.runs, (promotion.pre_run_status or {}).get("name"))
+        post_run = _by_name(ctx.runs, (promotion.post_run_status or {}).get("name"))
         for run in ctx.runs:
             _terminate(run, outcome)
         outcome.step_run_status = run_status(step_run) if step_run else None
         outcome.background_run_status = run_status(background_run) if background_run else None
-        _prune_history(
-            ctx, outcome, {run.name for run in (step_run, background_run) if run is not None}
-        )
+        outcome.pre_run_status = run_status(pre_run) if pre_run else None
+        outcome.post_run_status = run_status(post_run) if post_run else None
+        kept = (step_run, background_run, pre_run, post_run)
+        _prune_history(ctx, outcome, {run.name for run in kept if run is not None})
         return outcome
 
     step_run, step_pending = _reconcile_step_run(ctx, outcome)
     background_run, background_pending = _reconcile_background_run(ctx, outcome)
+    pre_run, pre_pending = _reconcile_promotion_run(
+        ctx,
+        outcome,
+        kind="PrePromotion",
+        analysis=promotion.pre_promotion,
+        status=promotion.pre_run_status,
+        skip=promotion.skip_pre,
+    )
+    post_run, post_pending = _reconcile_promotion_run(
+        ctx,
+        outcome,
+        kind="PostPromotion",
+        analysis=promotion.post_promotion,
+        status=promotion.post_run_status,
+        skip=promotion.skip_post,
+    )
 
     current_names = {
         name
         for name in (
             step_run.name if step_run else step_pending,
             background_run.name if background_run else background_pending,
+            pre_run.name if pre_run else pre_pending,
+            post_run.name if post_run else post_pending,
         )
         if name
     }
@@ -296,6 +373,8 @@ def reconcile_runs(ctx: RunsContext) -> RunsOutcome:
     _prune_history(ctx, outcome, current_names)
 
     for kind, previous, current in (
+        ("PostPromotion", promotion.post_run_status, post_run),
+        ("PrePromotion", promotion.pre_run_status, pre_run),
         ("Step", ctx.step_run_status, step_run),
         ("Background", ctx.background_run_status, background_run),
     ):
@@ -311,4 +390,12 @@ def reconcile_runs(ctx: RunsContext) -> RunsOutcome:
         outcome.background_run_status = run_status(background_run)
     elif background_pending:
         outcome.background_run_status = {"name": background_pending, "status": ""}
+    if pre_run is not None:
+        outcome.pre_run_status = run_status(pre_run)
+    elif pre_pending:
+        outcome.pre_run_status = {"name": pre_pending, "status": ""}
+    if post_run is not None:
+        outcome.post_run_status = run_status(post_run)
+    elif post_pending:
+        outcome.post_run_status = {"name": post_pending, "status": ""}
     return outcome

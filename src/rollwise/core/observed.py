@@ -30,7 +30,9 @@ SCALE_DOWN_DEADLINE_ANNOTATION = "scale-down-deadline"
 ROLLOUT_TYPE_LABEL = "rollout-type"
 STEP_INDEX_LABEL = "step-index"
 
-AnalysisKind = Literal["Step", "Background"]
+AnalysisKind = Literal["Step", "Background", "PrePromotion", "PostPromotion"]
+"""The `rollout-type` label of a run: canary step or background, blue-green pre/post promotion."""
+_ANALYSIS_KINDS: tuple[AnalysisKind, ...] = ("Step", "Background", "PrePromotion", "PostPromotion")
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -154,7 +156,10 @@ def analysis_run_view_from_raw(raw: Mapping[str, Any]) -> AnalysisRunView:
     labels = metadata.get("labels") or {}
     annotations = metadata.get("annotations") or {}
     status = raw.get("status") or {}
-    kind: AnalysisKind = "Step" if labels.get(ROLLOUT_TYPE_LABEL) == "Step" else "Background"
+    kind: AnalysisKind = next(
+        (known for known in _ANALYSIS_KINDS if labels.get(ROLLOUT_TYPE_LABEL) == known),
+        "Background",
+    )
     step_label = labels.get(STEP_INDEX_LABEL)
     revision = annotations.get(REVISION_ANNOTATION)
     return AnalysisRunView(

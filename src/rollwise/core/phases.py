@@ -160,6 +160,8 @@ class PhaseFacts:
     restart_at: datetime | None = None
     blue_green: bool = False
     traffic_routed: bool = False
+    post_promotion_analysis: bool = False
+    """Blue-green with `postPromotionAnalysis`: the new revision waits for it after the switch."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -217,6 +219,9 @@ def _becoming_available(facts: PhaseFacts) -> str | None:
     return None
 
 
+_COMPLETED_RUN_PHASES = ("Successful", "Failed", "Error", "Inconclusive")
+
+
 def _blue_green_pending(facts: PhaseFacts) -> str | None:
     if not facts.blue_green:
         return None
@@ -225,6 +230,9 @@ def _blue_green_pending(facts: PhaseFacts) -> str | None:
     if not active or active != status.get("currentPodHash"):
         return "active service cutover pending"
     if not status.get("stableRS") or status.get("stableRS") != status.get("currentPodHash"):
+        run = (status.get("blueGreen") or {}).get("postPromotionAnalysisRunStatus") or {}
+        if facts.post_promotion_analysis and run.get("status") not in _COMPLETED_RUN_PHASES:
+            return "waiting for analysis to complete"
         return "waiting for post-promotion verification to complete"
     return None
 

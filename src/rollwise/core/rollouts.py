@@ -4,10 +4,10 @@ Who calls it: the controller, once per reconcile of a Rollout, with an immutable
 what it observed and the current time. Pure: it never mutates its inputs, reads no clock and
 does no I/O; called again with the same inputs it returns the same status and no new actions.
 
-Before the canary engine runs, the spec is checked for what the engine depends on (full
-validation with line numbers is `rollwise.api`'s job, at apply time). A spec the engine cannot
-run - or a feature that is not built yet, like blue-green - gives Argo's answer to an invalid
-spec: an `InvalidSpec` condition, phase Degraded with the reason, and no actions.
+Before an engine runs (`canary` or `bluegreen`, by `spec.strategy`), the spec is checked for
+what the engine depends on (full validation with line numbers is `rollwise.api`'s job, at apply
+time). A spec the engine cannot run - or a feature that is not built yet - gives Argo's answer
+to an invalid spec: an `InvalidSpec` condition, phase Degraded with the reason, and no actions.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from datetime import datetime
 from rollwise.api import models as api
 from rollwise.core import conditions as cond
 from rollwise.core.actions import EmitEvent
+from rollwise.core.bluegreen import blue_green_problem, decide_blue_green
 from rollwise.core.canary import decide_canary
 from rollwise.core.decisions import Decision
 from rollwise.core.observed import Observed
@@ -94,10 +95,11 @@ def spec_problem(rollout: api.Rollout, observed: Observed) -> str | None:
         return "Rollout has missing field '.spec.template'"
     strategy = spec.strategy
     if strategy.blue_green is not None:
-        return (
-            f"spec.strategy.blueGreen: the blue-green strategy is {NOT_YET}; "
-            "use spec.strategy.canary for now"
-        )
+        if strategy.canary is not None:
+            return "spec.strategy: Multiple Strategies can not be listed"
+        if spec.replicas is not None and spec.replicas < 0:
+            return "spec.replicas: must not be negative"
+        return blue_green_problem(strategy.blue_green, observed)
     if strategy.canary is None:
         return "Rollout has missing field '.spec.strategy.canary'"
     if spec.replicas is not None and spec.replicas < 0:
@@ -142,4 +144,6 @@ def decide(rollout: api.Rollout, observed: Observed, now: datetime) -> Decision:
     problem = spec_problem(rollout, observed)
     if problem is not None:
         return _invalid_spec(rollout, problem, now)
+    if rollout.spec.strategy.blue_green is not None:
+        return decide_blue_green(rollout, observed, now)
     return decide_canary(rollout, observed, now)

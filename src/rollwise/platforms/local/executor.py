@@ -24,6 +24,7 @@ from rollwise.api.models import (
     AnalysisTemplateRef,
     ClusterAnalysisTemplate,
     Rollout,
+    RolloutAnalysis,
 )
 from rollwise.core import actions as act
 from rollwise.core.analysis.creation import analysis_run_object, owner_reference
@@ -88,6 +89,12 @@ class LocalExecutor:
                     raw = self.store.get("Service", name, rollout.namespace)
                     if raw is not None:
                         services[name] = service_selector_hash(raw)
+        blue_green = rollout.spec.strategy.blue_green
+        if blue_green is not None:
+            for name in (blue_green.active_service, blue_green.preview_service):
+                raw = self.store.get("Service", name, rollout.namespace) if name else None
+                if name and raw is not None:
+                    services[name] = service_selector_hash(raw)
         memory = self._routers.get((rollout.namespace, rollout.name), RouterMemory())
         replica_sets = self.owned("ReplicaSet", rollout)
         # Pods matter to the core only while a restart is pending; skip reading them otherwise.
@@ -114,11 +121,15 @@ class LocalExecutor:
 
     def _missing_templates(self, rollout: Rollout) -> list[str]:
         canary = rollout.spec.strategy.canary
-        if canary is None:
-            return []
-        analyses = [step.analysis for step in canary.steps or () if step.analysis is not None]
-        if canary.analysis is not None:
-            analyses.append(canary.analysis)
+        blue_green = rollout.spec.strategy.blue_green
+        analyses: list[RolloutAnalysis] = []
+        if canary is not None:
+            analyses += [step.analysis for step in canary.steps or () if step.analysis is not None]
+            if canary.analysis is not None:
+                analyses.append(canary.analysis)
+        if blue_green is not None:
+            promotion = (blue_green.pre_promotion_analysis, blue_green.post_promotion_analysis)
+            analyses += [analysis for analysis in promotion if analysis is not None]
         missing: list[str] = []
         for analysis in analyses:
             for ref in analysis.templates or ():
