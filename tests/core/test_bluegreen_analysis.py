@@ -35,7 +35,7 @@ def bg_status(world: World) -> dict[str, Any]:
     return dict(world.status.get("blueGreen") or {})
 
 
-# --- pre-promotion ----------------------------------------------------------------------------------
+# --- pre-promotion ------------------------------------------------------------------------------
 
 
 def test_the_pre_promotion_run_starts_once_the_preview_is_saturated_and_blocks_the_switch() -> None:
@@ -79,7 +79,7 @@ def test_without_auto_promotion_the_pause_comes_after_the_pre_promotion_run() ->
 @pytest.mark.parametrize("phase", ["Failed", "Error"])
 def test_a_failed_pre_promotion_run_aborts_before_the_switch(phase: str) -> None:
     world = updating(prePromotionAnalysis=SMOKE)
-    world.set_run_phase(run_named(world, "-pre"), phase, "metric \"smoke\" assessed Failed")
+    world.set_run_phase(run_named(world, "-pre"), phase, 'metric "smoke" assessed Failed')
     world.settle()
     status = world.status
     assert status["abort"] is True

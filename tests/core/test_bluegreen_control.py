@@ -66,9 +66,7 @@ def test_abort_before_the_switch_keeps_active_and_lets_the_preview_go_after_the_
     world.advance(gone_after)
     world.settle()
     assert world.sizes() == {"blue": 3}
-    assert world.messages("RolloutAborted") == [
-        "Rollout aborted update to revision 2"
-    ]
+    assert world.messages("RolloutAborted") == ["Rollout aborted update to revision 2"]
     # The preview Service keeps naming the aborted revision, as Argo's does.
     assert world.services[PREVIEW] == hash_of(world, "yellow")
 

@@ -239,11 +239,13 @@ def test_promote_full_skips_the_pause() -> None:
     assert world.messages("RolloutCompleted")[-1].endswith(": Full promotion requested")
 
 
-# --- previewReplicaCount ----------------------------------------------------------------------------
+# --- previewReplicaCount --------------------------------------------------------------------------
 
 
 def test_preview_replica_count_previews_few_pods_and_scales_up_before_the_switch() -> None:
-    world = deployed(blue_green_rollout(replicas=4, previewReplicaCount=1, autoPromotionEnabled=False))
+    world = deployed(
+        blue_green_rollout(replicas=4, previewReplicaCount=1, autoPromotionEnabled=False)
+    )
     world.set_image(YELLOW)
     world.settle()
     assert world.sizes() == {"blue": 4, "yellow": 1}
@@ -300,13 +302,17 @@ def test_a_preview_that_never_gets_ready_exceeds_the_progress_deadline() -> None
 def test_progress_deadline_abort_aborts_the_update() -> None:
     world = deployed(blue_green_rollout())
     world.pods_come_up = False
-    world.edit(lambda raw: raw["spec"].update(progressDeadlineSeconds=60, progressDeadlineAbort=True))
+    world.edit(
+        lambda raw: raw["spec"].update(progressDeadlineSeconds=60, progressDeadlineAbort=True)
+    )
     world.set_image(YELLOW)
     world.settle()
     world.advance(61)
     world.settle()
     assert world.status["abort"] is True
-    assert world.status["message"].startswith("RolloutAborted: Rollout aborted update to revision 2")
+    assert world.status["message"].startswith(
+        "RolloutAborted: Rollout aborted update to revision 2"
+    )
 
 
 def test_a_settled_rollout_decides_nothing_more() -> None:

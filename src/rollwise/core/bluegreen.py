@@ -1,6 +1,7 @@
 """The blue-green engine: one decision for one blue-green Rollout (reference 1.8-1.12, 2.11).
 
-Who calls it: `rollwise.core.rollouts.decide`, after `blue_green_problem` found nothing wrong.
+Who calls it: `rollwise.core.rollouts.decide`, after `bluegreen_spec.blue_green_problem` found
+nothing wrong.
 
 Flow of one decision (the order is Argo's, `rollout/bluegreen.go`):
 
@@ -39,7 +40,6 @@ from datetime import datetime
 from rollwise.api import models as api
 from rollwise.api.errors import IllegalTransitionError
 from rollwise.core import actions as act
-from rollwise.core import conditions as cond
 from rollwise.core.analysis_runs import (
     DEFAULT_RUN_HISTORY_LIMIT,
     INCONCLUSIVE_PAUSE,
@@ -48,65 +48,28 @@ from rollwise.core.analysis_runs import (
     reconcile_runs,
 )
 from rollwise.core.bluegreen_scaling import scale_blue_green
+from rollwise.core.bluegreen_services import (
+    pause_completed,
+    reconcile_active,
+    reconcile_pause,
+    reconcile_preview,
+    run_phase,
+    scale_up_checkpoint,
+)
 from rollwise.core.bluegreen_state import (
-    BLUE_GREEN_PAUSE,
     BlueGreenFacts,
     BlueGreenProgress,
-    auto_promotion_deadline,
     gather_facts,
-    needs_controller_pause,
     preview_count,
-    previous_pause_start,
-    ready_for_pause,
     rollback_within_window,
     saturated,
 )
-from rollwise.core.canary_state import Outbox, Progress, Raw, selector_string
+from rollwise.core.bluegreen_status import assemble_status
+from rollwise.core.canary_state import Outbox, Progress
 from rollwise.core.decisions import Decision
-from rollwise.core.hashing import HASH_LABEL
 from rollwise.core.observed import Observed
-from rollwise.core.phases import PhaseFacts, Stage, Trigger, rollout_phase, stage_of
-from rollwise.core.rollout_status import update_conditions, waiting_for_scale_down
+from rollwise.core.phases import Stage, Trigger, stage_of
 from rollwise.core.scaling import clean_history, restart_pods
-from rollwise.core.timestamps import parse_time_or_none
-
-DUPLICATED_SERVICES_MESSAGE = (
-    "This rollout uses the same service for the active and preview services, "
-    "but two different services are required."
-)
-
-
-def blue_green_problem(blue_green: api.BlueGreenStrategy, observed: Observed) -> str | None:
-    """Why the engine cannot run this blue-green strategy, or None (Argo's InvalidSpec checks
-    that need the live objects; `rollwise lint` checks the rest with line numbers)."""
-    where = "spec.strategy.blueGreen"
-    if blue_green.preview_service and blue_green.preview_service == blue_green.active_service:
-        return f"{where}.previewService: {DUPLICATED_SERVICES_MESSAGE}"
-    for key, value in (
-        ("previewReplicaCount", blue_green.preview_replica_count),
-        ("autoPromotionSeconds", blue_green.auto_promotion_seconds),
-        ("scaleDownDelaySeconds", blue_green.scale_down_delay_seconds),
-        ("abortScaleDownDelaySeconds", blue_green.abort_scale_down_delay_seconds),
-    ):
-        if value is not None and value < 0:
-            return f"{where}.{key}: must not be negative"
-    for key, service in (
-        ("activeService", blue_green.active_service),
-        ("previewService", blue_green.preview_service),
-    ):
-        if service and service not in observed.service_selectors:
-            return f'{where}.{key}: service "{service}" not found'
-    missing = set(observed.missing_templates)
-    for key, analysis in (
-        ("prePromotionAnalysis", blue_green.pre_promotion_analysis),
-        ("postPromotionAnalysis", blue_green.post_promotion_analysis),
-    ):
-        for ref in (analysis.templates or ()) if analysis is not None else ():
-            if ref.template_name in missing:
-                kind = "ClusterAnalysisTemplate" if ref.cluster_scope else "AnalysisTemplate"
-                return f'{where}.{key}.templates: {kind} "{ref.template_name}" not found'
-    return None
-
 
 # --- the steps of one decision ----------------------------------------------------------------
 
@@ -168,31 +131,6 @@ def _accept_requests(
         # The pause conditions were cleared by `promote`: the pause is over.
         progress.fire(Trigger.RESUME)
         state.person_resumed = True
-
-
-def _halted(facts: BlueGreenFacts, progress: Progress) -> bool:
-    """Argo's haltProgress: a manual pause or an inconclusive run stops Service switching."""
-    inconclusive = any(p.get("reason") == INCONCLUSIVE_PAUSE for p in progress.pauses)
-    return bool(facts.rollout.spec.paused) or inconclusive
-
-
-def _switch(out: Outbox, service: str, current: str | None, target: str) -> None:
-    out.actions.append(act.SwitchServiceSelector(service, target))
-    out.event(
-        "SwitchService",
-        f"Switched selector for service '{service}' from '{current or ''}' to '{target}'",
-    )
-
-
-def _reconcile_preview(
-    facts: BlueGreenFacts, progress: Progress, state: BlueGreenProgress, out: Outbox
-) -> None:
-    service = facts.blue_green.preview_service
-    if not service or _halted(facts, progress) or state.preview == facts.pod_hash:
-        return
-    # Right after the ReplicaSet exists, even with no pod ready yet (reference 1.8).
-    _switch(out, service, state.preview, facts.pod_hash)
-    state.preview = facts.pod_hash
 
 
 def _history_limits(rollout: api.Rollout) -> tuple[int, int]:
@@ -261,102 +199,6 @@ def _promotion_runs(facts: BlueGreenFacts, state: BlueGreenProgress) -> Promotio
     )
 
 
-def _run_phase(run: Raw | None) -> str:
-    return str((run or {}).get("status") or "")
-
-
-def _pause_completed(facts: BlueGreenFacts, state: BlueGreenProgress) -> bool:
-    """Argo's CompletedBlueGreenPause: nothing to wait for, a person promoted, or the
-    autoPromotionSeconds ran out."""
-    if state.pause_added:
-        return False
-    if state.checkpoint or state.person_resumed or not needs_controller_pause(facts.blue_green):
-        return True
-    deadline = auto_promotion_deadline(facts)
-    return deadline is not None and facts.now >= deadline
-
-
-def _reconcile_pause(
-    facts: BlueGreenFacts,
-    progress: Progress,
-    state: BlueGreenProgress,
-    out: Outbox,
-    *,
-    desired_new: int,
-    fast_tracked: bool,
-    pre_completed: bool,
-) -> None:
-    """Argo's reconcileBlueGreenPause: pause once the preview is ready (and its pre-promotion
-    analysis passed) if the strategy asks for it, and end the pause when it is over."""
-    if progress.aborted or _halted(facts, progress):
-        return
-    if not ready_for_pause(facts, desired_new):
-        return
-    paused_here = any(p.get("reason") == BLUE_GREEN_PAUSE for p in progress.pauses)
-    if fast_tracked or state.checkpoint or not needs_controller_pause(facts.blue_green):
-        if paused_here:
-            progress.fire(Trigger.RESUME)
-        return
-    if not pre_completed:
-        return
-    if previous_pause_start(facts) is not None and paused_here:
-        if _pause_completed(facts, state):
-            progress.fire(Trigger.RESUME)
-        else:
-            deadline = auto_promotion_deadline(facts)
-            if deadline is not None:
-                out.requeue_at(deadline)
-    elif not progress.baseline_controller_pause and not paused_here:
-        # controllerPause already set means a person resumed: do not pause again.
-        progress.fire(Trigger.PAUSE, reason=BLUE_GREEN_PAUSE)
-        state.pause_added = True
-        seconds = facts.blue_green.auto_promotion_seconds or 0
-        if seconds > 0 and facts.blue_green.auto_promotion_enabled is not False:
-            out.requeue.append(float(seconds))
-
-
-def _reconcile_active(
-    facts: BlueGreenFacts,
-    progress: Progress,
-    state: BlueGreenProgress,
-    out: Outbox,
-    *,
-    desired_new: int,
-    open_gate: bool,
-) -> None:
-    """Argo's reconcileActiveService."""
-    service = facts.blue_green.active_service
-    if _halted(facts, progress):
-        return
-    if progress.aborted:
-        stable = facts.stable_rs
-        # Back to the stable revision - never to a ReplicaSet with nothing to serve.
-        if stable is not None and stable.available > 0 and state.active != stable.pod_template_hash:
-            _switch(out, service, state.active, stable.pod_template_hash)
-            state.active = stable.pod_template_hash
-        return
-    if not (ready_for_pause(facts, desired_new) and saturated(facts)):
-        return
-    if open_gate and state.active != facts.pod_hash:
-        _switch(out, service, state.active, facts.pod_hash)
-        state.active = facts.pod_hash
-
-
-def _checkpoint(
-    facts: BlueGreenFacts, state: BlueGreenProgress, *, pre_completed: bool, pause_completed: bool
-) -> bool:
-    """Argo's calculateScaleUpPreviewCheckPoint: a one-way trip-wire, set once the preview ran
-    its previewReplicaCount and passed its gates; the preview then grows to the full count."""
-    count = facts.blue_green.preview_replica_count
-    if count is None:
-        return False
-    if state.checkpoint:
-        return True
-    if not (pre_completed and pause_completed) or facts.creating:
-        return False
-    return facts.new_rs.available == count
-
-
 def _update(
     facts: BlueGreenFacts,
     progress: Progress,
@@ -390,7 +232,7 @@ def _update(
         blue_green.post_promotion_analysis is not None
         and blue_green.scale_down_delay_seconds is None
         and not promotion.skip_post
-        and _run_phase(state.post_run) != "Successful"
+        and run_phase(state.post_run) != "Successful"
     )
     scale_blue_green(
         facts, progress, state, out, desired_new=desired_new, post_promotion_pending=post_pending
@@ -405,9 +247,9 @@ def _update(
         or rollback_within_window(facts)
     )
     pre_completed = (
-        blue_green.pre_promotion_analysis is None or _run_phase(state.pre_run) == "Successful"
+        blue_green.pre_promotion_analysis is None or run_phase(state.pre_run) == "Successful"
     )
-    _reconcile_pause(
+    reconcile_pause(
         facts,
         progress,
         state,
@@ -416,17 +258,17 @@ def _update(
         fast_tracked=fast_tracked,
         pre_completed=pre_completed,
     )
-    pause_completed = _pause_completed(facts, state)
-    _reconcile_active(
+    pause_over = pause_completed(facts, state)
+    reconcile_active(
         facts,
         progress,
         state,
         out,
         desired_new=desired_new,
-        open_gate=fast_tracked or (pre_completed and pause_completed),
+        open_gate=fast_tracked or (pre_completed and pause_over),
     )
-    state.checkpoint = _checkpoint(
-        facts, state, pre_completed=pre_completed, pause_completed=pause_completed
+    state.checkpoint = scale_up_checkpoint(
+        facts, state, pre_completed=pre_completed, pause_completed=pause_over
     )
 
 
@@ -450,7 +292,7 @@ def _full_promotion_reason(
     if facts.blue_green.post_promotion_analysis is not None:
         if into_delay:
             return f"Rollback to '{facts.new_rs.name}' within scaleDownDelay"
-        if _run_phase(state.post_run) != "Successful":
+        if run_phase(state.post_run) != "Successful":
             return ""
     return "Completed blue-green update"
 
@@ -472,119 +314,6 @@ def _promote(
         "RolloutCompleted",
         f"Rollout completed update to revision {facts.revision} ({facts.pod_hash}): {reason}",
     )
-
-
-# --- the status -------------------------------------------------------------------------------
-
-
-def _active_selector(facts: BlueGreenFacts, active_hash: str) -> str:
-    selector = facts.rollout.spec.selector
-    if selector is None:
-        return f"{HASH_LABEL}={active_hash}"
-    labels = {**(selector.match_labels or {}), HASH_LABEL: active_hash}
-    return selector_string(selector.copy_with(match_labels=labels))
-
-
-def _assemble_status(
-    facts: BlueGreenFacts, progress: Progress, state: BlueGreenProgress, out: Outbox
-) -> Raw:
-    prev = facts.prev
-    all_rs = facts.observed.replica_sets
-    active_rs = facts.replica_set(state.active)
-    total = sum(rs.current_pods for rs in all_rs)
-    status: Raw = {"currentPodHash": facts.pod_hash, "replicas": total}
-    status["updatedReplicas"] = 0 if facts.creating else facts.new_rs.current_pods
-    # What HPA and Argo CD see is the active side, when there is one.
-    if active_rs is not None:
-        status["readyReplicas"] = active_rs.ready
-        status["availableReplicas"] = active_rs.available
-        status["HPAReplicas"] = active_rs.current_pods
-        status["selector"] = _active_selector(facts, active_rs.pod_template_hash)
-    else:
-        status["readyReplicas"] = sum(rs.ready for rs in all_rs)
-        status["availableReplicas"] = sum(rs.available for rs in all_rs)
-        status["HPAReplicas"] = total
-        status["selector"] = selector_string(facts.rollout.spec.selector)
-    if progress.stable_hash:
-        status["stableRS"] = progress.stable_hash
-    if progress.restarted_at:
-        status["restartedAt"] = progress.restarted_at
-    if prev.get("collisionCount") is not None:
-        status["collisionCount"] = prev["collisionCount"]
-    generation = facts.rollout.metadata.generation
-    if generation is not None:
-        status["observedGeneration"] = str(generation)
-
-    preview_service = facts.blue_green.preview_service
-    healthy = (
-        status["updatedReplicas"] == facts.replicas
-        and status["availableReplicas"] == facts.replicas
-        and state.active == facts.pod_hash
-        and (not preview_service or state.preview == facts.pod_hash)
-    )
-    prev_blue_green = facts.prev_blue_green
-    conditions = [
-        dict(c) for c in prev.get("conditions") or () if c.get("type") != cond.INVALID_SPEC
-    ]
-    update_conditions(
-        facts,
-        progress,
-        status,
-        conditions,
-        out,
-        healthy=healthy,
-        strategy_progress=(
-            state.active != prev_blue_green.get("activeSelector")
-            or state.preview != prev_blue_green.get("previewSelector")
-        ),
-        waiting=waiting_for_scale_down(facts, progress),
-    )
-    if progress.abort:
-        status["abort"] = True
-    if progress.aborted_at:
-        status["abortedAt"] = progress.aborted_at
-    if progress.pauses:
-        status["pauseConditions"] = progress.pauses
-    if progress.controller_pause:
-        status["controllerPause"] = True
-    if progress.promote_full and not progress.fully_promoted:
-        status["promoteFull"] = True
-    status["conditions"] = conditions
-
-    blue_green: Raw = {}
-    if state.active:
-        blue_green["activeSelector"] = state.active
-    if state.preview:
-        blue_green["previewSelector"] = state.preview
-    if state.checkpoint:
-        blue_green["scaleUpPreviewCheckPoint"] = True
-    if state.pre_run is not None:
-        blue_green["prePromotionAnalysisRunStatus"] = state.pre_run
-    if state.post_run is not None:
-        blue_green["postPromotionAnalysisRunStatus"] = state.post_run
-    status["blueGreen"] = blue_green
-
-    phase, message = rollout_phase(
-        PhaseFacts(
-            status=status,
-            replicas=facts.replicas,
-            spec_paused=bool(facts.rollout.spec.paused),
-            restart_at=parse_time_or_none(facts.rollout.spec.restart_at),
-            blue_green=True,
-            post_promotion_analysis=facts.blue_green.post_promotion_analysis is not None,
-        )
-    )
-    status["phase"] = phase
-    if message:
-        status["message"] = message
-
-    if bool(prev.get("pauseConditions")) != bool(progress.pauses):
-        if progress.pauses:
-            reason = progress.pauses[0].get("reason")
-            out.event("RolloutPaused", f"{cond.PAUSED_MESSAGE} ({reason})")
-        elif not progress.aborted:
-            out.event("RolloutResumed", cond.RESUMED_MESSAGE)
-    return status
 
 
 def decide_blue_green(rollout: api.Rollout, observed: Observed, now: datetime) -> Decision:
@@ -610,12 +339,12 @@ def decide_blue_green(rollout: api.Rollout, observed: Observed, now: datetime) -
         state.forget_runs()
     _ensure_replica_set(facts, out)
     _accept_requests(facts, progress, state, new_revision=new_revision)
-    _reconcile_preview(facts, progress, state, out)
+    reconcile_preview(facts, progress, state, out)
     if not new_revision:
         _update(facts, progress, state, out, into_delay=into_delay)
     _promote(facts, progress, state, out, into_delay=into_delay)
 
-    status = _assemble_status(facts, progress, state, out)
+    status = assemble_status(facts, progress, state, out)
     if stage_of(status) is not progress.stage:
         # The status must say what the transitions said; anything else is an engine bug.
         raise IllegalTransitionError(

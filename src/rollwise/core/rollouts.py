@@ -18,7 +18,8 @@ from datetime import datetime
 from rollwise.api import models as api
 from rollwise.core import conditions as cond
 from rollwise.core.actions import EmitEvent
-from rollwise.core.bluegreen import blue_green_problem, decide_blue_green
+from rollwise.core.bluegreen import decide_blue_green
+from rollwise.core.bluegreen_spec import blue_green_problem
 from rollwise.core.canary import decide_canary
 from rollwise.core.decisions import Decision
 from rollwise.core.observed import Observed
