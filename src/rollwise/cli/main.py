@@ -21,7 +21,7 @@ import typer
 
 from rollwise import __version__
 from rollwise.api.errors import RollwiseError, UserError
-from rollwise.cli import analysis, manage, view
+from rollwise.cli import analysis, manage, notifications, view
 from rollwise.cli.plain_params import PlainCommand, PlainGroup, use_plain_conversion
 from rollwise.cli.state import CONTEXTS, Settings, open_store, template_names
 
@@ -41,6 +41,7 @@ _HELP_ORDER = (
     "terminate",
     "lint",
     "analyze",
+    "notifications",
     "controller",
     "demo",
     "version",
@@ -99,6 +100,8 @@ app.add_typer(retry_app, name="retry")
 app.add_typer(terminate_app, name="terminate")
 app.add_typer(create_app, name="create")
 create_app.add_typer(create_secret_app, name="secret")
+notifications_app = _typer("Send the notifications a rollout subscribes to.")
+app.add_typer(notifications_app, name="notifications")
 
 
 @app.callback()
@@ -153,6 +156,7 @@ _register(list_app, ("analysisruns", "analysisrun", "ar"), analysis.list_analysi
 _register(terminate_app, ("analysisrun", "ar", "analysisruns"), analysis.terminate_analysisrun)
 _register(create_secret_app, ("generic",), analysis.create_secret_generic)
 _register(app, ("analyze",), analysis.analyze)
+_register(notifications_app, ("test",), notifications.send_test)
 
 
 # --- the rest ----------------------------------------------------------------------------------
@@ -200,6 +204,13 @@ def controller(
             help="Stop the pods and Traefik a killed controller left running, then exit.",
         ),
     ] = False,
+    metrics_port: Annotated[
+        int,
+        typer.Option(
+            "--metrics-port",
+            help="Port of the controller's /metrics and /healthz on 127.0.0.1 (0: off).",
+        ),
+    ] = 8090,
 ) -> None:
     """Run the controller in the foreground until Ctrl-C (which stops its pods and Traefik)."""
     settings = ctx.obj
@@ -214,7 +225,7 @@ def controller(
         typer.echo(f"stopped the pods and Traefik of {settings.home}")
         return
     with contextlib.suppress(KeyboardInterrupt):
-        run_local(home=settings.home, port=port)
+        run_local(home=settings.home, port=port, metrics_port=metrics_port)
 
 
 @app.command("demo", cls=PlainCommand)

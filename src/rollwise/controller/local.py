@@ -9,6 +9,8 @@ Theory of operation. One asyncio loop owns everything in local mode:
 - the `TraefikProcess` is started or adopted and restarted if it dies;
 - each queued key is reconciled by `RolloutReconciler`, requeued when the core asks (pause
   expiry, deadlines) and backed off when it fails (capped at 10 s, as Argo does).
+- with `metrics_port`, `/metrics` (Argo's series, `rollwise.controller.metrics`) and `/healthz`
+  are served on loopback; every reconcile's duration and failure is counted there.
 
 Kill -9 at any moment is safe: every object and the data-plane snapshot are on disk before they
 take effect, pods and Traefik run in their own sessions and are adopted by the next controller,
@@ -34,6 +36,8 @@ from typing import Any, Protocol
 
 from rollwise.api.errors import UserError
 from rollwise.controller.analysis import AnalysisRunReconciler
+from rollwise.controller.http import ControllerHTTPServer
+from rollwise.controller.metrics import DELETED_GRACE_SECONDS, ControllerMetrics
 from rollwise.controller.reconciler import Outcome, RolloutReconciler
 from rollwise.controller.workqueue import WorkQueue
 from rollwise.core.timestamps import Clock, SystemClock
@@ -51,6 +55,7 @@ TICK_SECONDS = 0.1
 POD_SYNC_SECONDS = 0.5
 TRAEFIK_CHECK_SECONDS = 2.0
 SERVED_WAIT_SECONDS = 1.0
+STALLED_LOOP_SECONDS = 30.0  # /healthz fails when the loop has not turned for this long
 
 
 @contextlib.contextmanager
@@ -97,6 +102,9 @@ class LocalController:
     home: Path
     port: int | None = None
     clock: Clock = field(default_factory=SystemClock)
+    metrics_port: int = 0
+    """Port of `/metrics` and `/healthz` on loopback; 0: no HTTP server."""
+    metrics_grace_seconds: float = DELETED_GRACE_SECONDS
 
     def __post_init__(self) -> None:
         self.home = self.home.resolve()
@@ -116,6 +124,15 @@ class LocalController:
             "AnalysisRun": AnalysisRunReconciler(self.store, clock=self.clock, services=services),
         }
         self.queue = WorkQueue()
+        self.metrics = ControllerMetrics(
+            self.store, clock=self.clock, deleted_grace_seconds=self.metrics_grace_seconds
+        )
+        self._turned = time.monotonic()
+        self.http = ControllerHTTPServer(
+            self.metrics,
+            port=self.metrics_port,
+            healthy=lambda: time.monotonic() - self._turned < STALLED_LOOP_SECONDS,
+        )
         self._stopping = asyncio.Event()
         self._wake = asyncio.Event()
         self._running: dict[str, asyncio.Task[None]] = {}
@@ -144,13 +161,20 @@ class LocalController:
                 self.queue.add(key_of(obj))
         await self.pods.reconcile(self.clock.now())
         await self.executor.refresh_endpoints()
+        if self.metrics_port:
+            try:
+                await self.http.start()
+            except UserError as error:  # a busy port must not stop the rollouts
+                log.warning("%s", error)
+            else:
+                log.info("controller metrics at %s/metrics", self.http.url)
 
     async def run(self, *, keep_running: bool = False) -> None:
         await self.start()
         next_pods = next_traefik = 0.0
         try:
             while not self._stopping.is_set():
-                now = time.monotonic()
+                now = self._turned = time.monotonic()
                 endpoints_stale = self._watch()
                 if now >= next_pods or endpoints_stale:
                     await self.pods.reconcile(self.clock.now())
@@ -169,6 +193,7 @@ class LocalController:
             for task in list(self._running.values()):
                 task.cancel()
             await asyncio.gather(*self._running.values(), return_exceptions=True)
+            await self.http.stop()
             await self.pods.shutdown(stop_pods=not keep_running)
             if not keep_running:
                 await self.traefik.stop()
@@ -241,12 +266,19 @@ class LocalController:
 
     async def _reconcile(self, key: str) -> None:
         kind, namespace, name = key.split("/", 2)
+        started = time.perf_counter()
         try:
             outcome = await self.reconcilers[kind].reconcile(namespace, name)
         except Exception:
+            self.metrics.observe_reconcile(
+                kind, namespace, name, seconds=time.perf_counter() - started, failed=True
+            )
             delay = self.queue.fail(key, now=time.monotonic())
             log.exception("reconcile of %s failed; retrying in %.2fs", key, delay)
         else:
+            self.metrics.observe_reconcile(
+                kind, namespace, name, seconds=time.perf_counter() - started, failed=False
+            )
             self.queue.succeed(key)
             if outcome.requeue_after is not None:
                 self.queue.add_after(key, outcome.requeue_after, now=time.monotonic())
@@ -285,15 +317,23 @@ def stop_local(*, home: Path) -> None:
         asyncio.run(stop_home(home))
 
 
-def run_local(*, home: Path, port: int | None = None, keep_running: bool = False) -> None:
+def run_local(
+    *,
+    home: Path,
+    port: int | None = None,
+    keep_running: bool = False,
+    metrics_port: int = 0,
+) -> None:
     """Run the local controller until SIGINT/SIGTERM (what `rollwise controller --local` does)."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     with home_lock(home):
-        asyncio.run(_serve(home=home, port=port, keep_running=keep_running))
+        asyncio.run(
+            _serve(home=home, port=port, keep_running=keep_running, metrics_port=metrics_port)
+        )
 
 
-async def _serve(*, home: Path, port: int | None, keep_running: bool) -> None:
-    controller = LocalController(home=home, port=port)
+async def _serve(*, home: Path, port: int | None, keep_running: bool, metrics_port: int) -> None:
+    controller = LocalController(home=home, port=port, metrics_port=metrics_port)
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, controller.stop)
