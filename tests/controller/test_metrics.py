@@ -13,7 +13,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from metrics_support import Series, matching, names, owner, parse_series, rollout, value
+from tests.controller.metrics_support import (
+    Series,
+    matching,
+    names,
+    owner,
+    parse_series,
+    rollout,
+    value,
+)
 
 from rollwise.controller.metrics import DELETED_GRACE_SECONDS, ControllerMetrics
 from rollwise.core.timestamps import ManualClock

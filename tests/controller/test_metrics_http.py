@@ -11,7 +11,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 from aiohttp import web
-from metrics_support import parse_series, rollout, value
+from tests.controller.metrics_support import parse_series, rollout, value
 
 from rollwise.api.errors import UserError
 from rollwise.controller.http import ControllerHTTPServer
