@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import os
+import shutil
 from collections.abc import Mapping
 from typing import Any
 
+import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 Series = dict[tuple[str, frozenset[tuple[str, str]]], float]
@@ -78,3 +81,56 @@ def rollout(
     if status is not None:
         obj["status"] = dict(status)
     return obj
+
+
+def analysis_run() -> dict[str, Any]:
+    return {
+        "apiVersion": "argoproj.io/v1alpha1",
+        "kind": "AnalysisRun",
+        "metadata": {"name": "shop-c4n4ry-2-1", "ownerReferences": owner("Rollout", "shop")},
+        "spec": {
+            "metrics": [
+                {"name": "success-rate", "provider": {"prometheus": {"query": "q"}}},
+                {"name": "latency", "provider": {"web": {"url": "http://x"}}},
+                {"name": "smoke", "provider": {"job": {"spec": {}}}},
+                {"name": "pending", "provider": {"newRelic": {"query": "q"}}},
+            ],
+            "dryRun": [{"metricName": "late.*"}],
+        },
+        "status": {
+            "phase": "Running",
+            "metricResults": [
+                {
+                    "name": "success-rate",
+                    "phase": "Successful",
+                    "measurements": [
+                        {"phase": "Successful", "value": "[0.91]"},
+                        {"phase": "Successful", "value": "[0.97]"},
+                    ],
+                },
+                {
+                    "name": "latency",
+                    "phase": "Failed",
+                    "dryRun": True,
+                    "measurements": [{"phase": "Failed", "value": "0.42"}],
+                },
+                {
+                    "name": "smoke",
+                    "phase": "Running",
+                    "measurements": [{"phase": "Running"}],
+                },
+            ],
+        },
+    }
+
+
+def require_binary(name: str) -> str:
+    """Debian's `prometheus` package binaries (`prometheus`, `promtool`): skip locally without
+    them, fail under CI (whose `make test` installs them)."""
+    found = shutil.which(name)
+    if found is None:
+        message = f"{name} is not installed (apt-get install prometheus; .ci/run does)"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    return found

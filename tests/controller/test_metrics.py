@@ -5,7 +5,6 @@ prometheus_client's parser (and checked by promtool where it is installed)."""
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -15,10 +14,11 @@ from typing import Any
 import pytest
 from tests.controller.metrics_support import (
     Series,
+    analysis_run,
     matching,
     names,
-    owner,
     parse_series,
+    require_binary,
     rollout,
     value,
 )
@@ -222,47 +222,6 @@ def test_set_weight_follows_the_steps(
 
 
 # --- analysis runs, templates, experiments --------------------------------------------------------
-
-
-def analysis_run() -> dict[str, Any]:
-    return {
-        "apiVersion": "argoproj.io/v1alpha1",
-        "kind": "AnalysisRun",
-        "metadata": {"name": "shop-c4n4ry-2-1", "ownerReferences": owner("Rollout", "shop")},
-        "spec": {
-            "metrics": [
-                {"name": "success-rate", "provider": {"prometheus": {"query": "q"}}},
-                {"name": "latency", "provider": {"web": {"url": "http://x"}}},
-                {"name": "smoke", "provider": {"job": {"spec": {}}}},
-                {"name": "pending", "provider": {"newRelic": {"query": "q"}}},
-            ],
-            "dryRun": [{"metricName": "late.*"}],
-        },
-        "status": {
-            "phase": "Running",
-            "metricResults": [
-                {
-                    "name": "success-rate",
-                    "phase": "Successful",
-                    "measurements": [
-                        {"phase": "Successful", "value": "[0.91]"},
-                        {"phase": "Successful", "value": "[0.97]"},
-                    ],
-                },
-                {
-                    "name": "latency",
-                    "phase": "Failed",
-                    "dryRun": True,
-                    "measurements": [{"phase": "Failed", "value": "0.42"}],
-                },
-                {
-                    "name": "smoke",
-                    "phase": "Running",
-                    "measurements": [{"phase": "Running"}],
-                },
-            ],
-        },
-    }
 
 
 def test_analysis_run_series(store: SqliteStore, clock: ManualClock) -> None:
@@ -543,9 +502,7 @@ def test_controller_info_and_process_series(store: SqliteStore, clock: ManualClo
 
 
 def test_promtool_reads_the_exposition(store: SqliteStore, clock: ManualClock) -> None:
-    promtool = shutil.which("promtool")
-    if promtool is None:
-        pytest.skip("promtool is not installed (Debian's prometheus package ships it)")
+    promtool = require_binary("promtool")
     store.create(rollout("a", status=ROUTED_PAUSED))
     store.create(analysis_run())
     record(store, "a", "RolloutUpdated")
