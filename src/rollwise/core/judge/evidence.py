@@ -282,6 +282,6 @@ def lower_bound(requests: float, events: float, alpha: float) -> float:
             lambda y: above_log_e(requests, events, math.exp(-y)) - goal,
             -math.log(high),
             -math.log(low),
-            keep_below=True,
+            keep_below=False,
         )
     )

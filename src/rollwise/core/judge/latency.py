@@ -209,6 +209,8 @@ class LatencyTest:
     def verdict(self, state: LatencyState) -> Verdict:
         if state.bound is None:
             return self._calibrating_verdict(state)
+        if state.rates.looks == 0:
+            return self._calibrated_verdict(state)
         return self.rates_for(state.bound).verdict(state.rates)
 
     def _calibrate(
@@ -222,19 +224,20 @@ class LatencyTest:
         if total_requests(merged) >= self.calibration_target:
             bound = tail_bound(merged, self.quantile)
         new = replace(state, calibration=calibration, bound=bound)
-        if bound is None:
-            return new, self._calibrating_verdict(new)
-        verdict = Verdict(
+        return new, self.verdict(new)
+
+    def _calibrated_verdict(self, state: LatencyState) -> Verdict:
+        assert state.bound is not None
+        return Verdict(
             decision=NO_DATA,
             metric="latency",
             threshold=1 / self.alpha,
             reason=(
-                f"baseline {self.quantile_text} ≤ {seconds_text(bound)} (from "
-                f"{count_text(total_requests(merged))} requests); comparing slow requests "
-                "from the next look"
+                f"baseline {self.quantile_text} ≤ {seconds_text(state.bound)} (from "
+                f"{count_text(total_requests(dict(state.calibration)))} requests); comparing "
+                "slow requests from the next look"
             ),
         )
-        return new, verdict
 
     def _calibrating_verdict(self, state: LatencyState) -> Verdict:
         seen = total_requests(dict(state.calibration))

@@ -332,7 +332,10 @@ class RateTest:
         goal_pass = -math.log(self.canary_alpha)
         log_count = math.log(len(BELOW_FRACTIONS))  # each alternative's prior weight
         floor = max(self.min_requests - n_c, (self.min_requests - n_b) / split, 0.0)
-        for term, drift in below_terms_and_drift(n_c, x_c, margin, canary_rate):
+        # The baseline's lower bound climbs towards its rate as its traffic grows (faster than
+        # the canary's, usually): aim at the margin it is heading for.
+        heading = max(margin, self.margin_ratio * baseline_rate + self.margin_abs)
+        for term, drift in below_terms_and_drift(n_c, x_c, heading, canary_rate):
             if term == -math.inf or not drift > 0:
                 continue
             steps = max((goal_pass + log_count - term) / drift, floor)
@@ -340,7 +343,7 @@ class RateTest:
                 best = (steps, PASS)
         if best is None or not math.isfinite(best[0]):
             return None, None
-        return math.ceil(best[0]), best[1]
+        return max(1, math.ceil(best[0])), best[1]
 
     # --- words --------------------------------------------------------------------------------
 
