@@ -150,6 +150,7 @@ PROVIDER_MODULES: dict[str, str] = {
     "graphite": "rollwise.providers.graphite",
     "influxdb": "rollwise.providers.influxdb",
     "plugin:rollwise/builtin": "rollwise.providers.builtin",
+    "plugin:rollwise/judge": "rollwise.providers.judge",
 }
 
 _registry: dict[str, ProviderFactory] = {}
