@@ -280,13 +280,13 @@ spec:  # <-
             )
         ),
         "spec.strategy.canary.canaryService",
-        "canaryService and stableService are both 'shop'",
+        "This rollout uses the same service for the stable and canary services",
         id="same canary and stable service",
     ),
     pytest.param(
         rollout("canary:\n  maxSurge: 0\n  maxUnavailable: '0%'  # <-\n"),
         "spec.strategy.canary.maxUnavailable",
-        "maxSurge and maxUnavailable cannot both be 0",
+        "MaxSurge and MaxUnavailable both can not be zero",
         id="maxSurge and maxUnavailable both 0",
     ),
     pytest.param(
@@ -298,7 +298,7 @@ spec:  # <-
     pytest.param(
         rollout("canary:\n  steps:\n  - setCanaryScale: {replicas: 2}  # <-\n"),
         "spec.strategy.canary.steps[0].setCanaryScale",
-        "setCanaryScale needs trafficRouting",
+        "SetCanaryScale requires TrafficRouting to be set",
         id="setCanaryScale without routing",
     ),
     pytest.param(
@@ -398,7 +398,7 @@ spec:  # <-
     pytest.param(
         rollout("canary:\n  scaleDownDelaySeconds: 30  # <-\n"),
         "spec.strategy.canary.scaleDownDelaySeconds",
-        "scaleDownDelaySeconds only applies with trafficRouting",
+        "Canary scaleDownDelaySeconds can only be used with traffic routing",
         id="scaleDownDelaySeconds without routing",
     ),
     pytest.param(
@@ -414,13 +414,13 @@ spec:  # <-
             """
         ),
         "spec.strategy.canary.scaleDownDelaySeconds",
-        "scaleDownDelaySeconds and dynamicStableScale cannot be used together",
+        "Canary dynamicStableScale cannot be used with scaleDownDelaySeconds",
         id="scaleDownDelaySeconds with dynamicStableScale",
     ),
     pytest.param(
         rollout("canary:\n  dynamicStableScale: true  # <-\n"),
         "spec.strategy.canary.dynamicStableScale",
-        "dynamicStableScale needs trafficRouting",
+        "Canary dynamicStableScale can only be used with traffic routing",
         id="dynamicStableScale without routing",
     ),
     pytest.param(

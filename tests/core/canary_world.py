@@ -10,9 +10,16 @@ from typing import Any
 
 from rollwise.api.models import Rollout
 from rollwise.core import actions as act
+from rollwise.core.canary_metadata import (
+    injected_annotation,
+    metadata_patch,
+    normalized,
+    parse_injected,
+)
 from rollwise.core.decisions import Decision
 from rollwise.core.hashing import HASH_LABEL
 from rollwise.core.observed import (
+    EPHEMERAL_METADATA_ANNOTATION,
     REVISION_ANNOTATION,
     ROLLOUT_TYPE_LABEL,
     SCALE_DOWN_DEADLINE_ANNOTATION,
@@ -50,6 +57,8 @@ class World:
     missing_templates: tuple[str, ...] = ()
     pods_born: dict[str, datetime] = field(default_factory=dict)
     """When each ReplicaSet's oldest pod was started (a restart replaces them all at once)."""
+    workload: Raw | None = None
+    """The object the Rollout's workloadRef names (a Deployment), if any."""
 
     # --- what the controller would observe -------------------------------------------------
 
@@ -64,6 +73,7 @@ class World:
             current_router_weight=self.router_weight,
             service_selectors=dict(self.services),
             missing_templates=self.missing_templates,
+            workload=copy.deepcopy(self.workload),
         )
 
     def _pods(self, rs_name: str) -> list[Raw]:
@@ -168,6 +178,31 @@ class World:
             case act.RestartPods():
                 for name in action.replica_sets:
                     self.pods_born[name] = self.now
+            case act.SetEphemeralMetadata():
+                raw = self.replica_sets[action.replica_set]
+                annotations = raw["metadata"]["annotations"]
+                desired = normalized(action.metadata)
+                injected = parse_injected(annotations.get(EPHEMERAL_METADATA_ANNOTATION))
+                template_metadata = raw["spec"]["template"].setdefault("metadata", {})
+                for key, changes in metadata_patch(template_metadata, injected, desired).items():
+                    values = template_metadata.setdefault(key, {})
+                    for name, value in changes.items():
+                        if value is None:
+                            values.pop(name, None)
+                        else:
+                            values[name] = value
+                recorded = injected_annotation(desired)
+                if recorded is None:
+                    annotations.pop(EPHEMERAL_METADATA_ANNOTATION, None)
+                else:
+                    annotations[EPHEMERAL_METADATA_ANNOTATION] = recorded
+            case act.ScaleWorkload():
+                assert self.workload is not None
+                assert (self.workload["kind"], self.workload["metadata"]["name"]) == (
+                    action.kind,
+                    action.name,
+                )
+                self.workload["spec"]["replicas"] = action.replicas
 
     def _route(self, name: str, match: object) -> None:
         if match:

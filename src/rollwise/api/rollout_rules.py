@@ -200,15 +200,15 @@ class _CanaryRules:
         if canary.canary_service and canary.canary_service == canary.stable_service:
             report.error(
                 (*path, "canaryService"),
-                f"canaryService and stableService are both {canary.canary_service!r};"
-                " they must be different Services",
+                "This rollout uses the same service for the stable and canary services, but two"
+                f" different services are required (both are {canary.canary_service!r})",
             )
         surge = _int_or_percent(report, (*path, "maxSurge"), canary.max_surge)
         unavailable = _int_or_percent(report, (*path, "maxUnavailable"), canary.max_unavailable)
         if surge == 0 and unavailable == 0:
             report.error(
                 (*path, "maxUnavailable"),
-                "maxSurge and maxUnavailable cannot both be 0: no pod could ever be replaced",
+                "MaxSurge and MaxUnavailable both can not be zero: no pod could ever be replaced",
             )
         self.check_scale_down()
         _check_anti_affinity(report, canary.anti_affinity, (*path, "antiAffinity"))
@@ -250,13 +250,18 @@ class _CanaryRules:
             where = (*path, "scaleDownDelaySeconds")
             _non_negative(report, where, canary.scale_down_delay_seconds)
             if self.routing is None:
-                report.error(where, "scaleDownDelaySeconds only applies with trafficRouting")
+                report.error(
+                    where, "Canary scaleDownDelaySeconds can only be used with traffic routing"
+                )
             if canary.dynamic_stable_scale:
                 report.error(
-                    where, "scaleDownDelaySeconds and dynamicStableScale cannot be used together"
+                    where, "Canary dynamicStableScale cannot be used with scaleDownDelaySeconds"
                 )
         if canary.dynamic_stable_scale and self.routing is None:
-            report.error((*path, "dynamicStableScale"), "dynamicStableScale needs trafficRouting")
+            report.error(
+                (*path, "dynamicStableScale"),
+                "Canary dynamicStableScale can only be used with traffic routing",
+            )
         _non_negative(
             report, (*path, "abortScaleDownDelaySeconds"), canary.abort_scale_down_delay_seconds
         )
@@ -274,7 +279,9 @@ class _CanaryRules:
         where = (*self.path, "pingPong")
         if ping_pong.ping_service == ping_pong.pong_service:
             self.report.error(
-                (*where, "pongService"), "pingService and pongService must be different Services"
+                (*where, "pongService"),
+                "This rollout uses the same service for the ping and pong services, but two"
+                " different services are required.",
             )
         alb = self.routing.alb if self.routing is not None else None
         if not self.has_router("istio", "plugins", "alb"):
@@ -357,8 +364,8 @@ class _CanaryRules:
         if self.routing is None:
             self.report.error(
                 where,
-                "setCanaryScale needs trafficRouting (without it the canary's size follows"
-                " setWeight)",
+                "SetCanaryScale requires TrafficRouting to be set (without it the canary's size"
+                " follows setWeight)",
             )
         chosen = [
             key

@@ -42,7 +42,11 @@ from rollwise.controller.reconciler import Outcome, RolloutReconciler
 from rollwise.controller.workqueue import WorkQueue
 from rollwise.core.timestamps import Clock, SystemClock
 from rollwise.platforms.local.dataplane import DataPlane
-from rollwise.platforms.local.executor import LocalExecutor, rollout_keys_for_change
+from rollwise.platforms.local.executor import (
+    LocalExecutor,
+    rollout_keys_for_change,
+    rollout_keys_for_workload,
+)
 from rollwise.platforms.local.jobs import LocalJobRunner
 from rollwise.platforms.local.pods import PodSupervisor
 from rollwise.platforms.local.store import SqliteStore
@@ -231,6 +235,11 @@ class LocalController:
             elif change.kind == "Pod":
                 for owner in self._pod_owners(namespace, change.name):
                     self.queue.add(owner)
+            if change.kind in ("Deployment", "PodTemplate"):
+                # An object a Rollout's workloadRef may name: its pod template is theirs.
+                keys = rollout_keys_for_workload(self.store, change.kind, namespace, change.name)
+                for key in keys:
+                    self.queue.add(key)
             if change.kind in ("Pod", "Service"):
                 endpoints_stale = True
         return endpoints_stale

@@ -154,6 +154,26 @@ class EmitEvent:
     message: str
 
 
+@dataclass(frozen=True, slots=True)
+class SetEphemeralMetadata:
+    """Make `metadata` (`{"labels": {...}, "annotations": {...}}`, None for none) the ephemeral
+    metadata of ReplicaSet `replica_set`: in its pod template and on its existing pods, removing
+    what its `rollout.argoproj.io/ephemeral-metadata` annotation says was injected before
+    (`rollwise.core.canary_metadata.metadata_patch`), and recording `metadata` there."""
+
+    replica_set: str
+    metadata: Mapping[str, Mapping[str, str]] | None
+
+
+@dataclass(frozen=True, slots=True)
+class ScaleWorkload:
+    """Set spec.replicas of the object a Rollout's `workloadRef` names (`scaleDown`)."""
+
+    kind: str
+    name: str
+    replicas: int
+
+
 Action = (
     CreateReplicaSet
     | ScaleReplicaSet
@@ -170,4 +190,6 @@ Action = (
     | TerminateAnalysisRun
     | DeleteAnalysisRun
     | EmitEvent
+    | SetEphemeralMetadata
+    | ScaleWorkload
 )

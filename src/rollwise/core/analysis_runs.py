@@ -192,7 +192,8 @@ def _needs_new_run(ctx: RunsContext, current: AnalysisRunView | None) -> bool:
         return True
     if ctx.controller_pause:
         # Resumed after an Inconclusive pause: measure again rather than reuse the verdict.
-        return current.phase == "Inconclusive"
+        # Still paused (a pause step): the verdict is new and pauses it (Argo #3850).
+        return current.phase == "Inconclusive" and not ctx.paused
     return ctx.was_aborted
 
 

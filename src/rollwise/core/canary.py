@@ -35,6 +35,8 @@ from rollwise.core.analysis_runs import (
     RunsContext,
     reconcile_runs,
 )
+from rollwise.core.canary_abort import record_abort_stage
+from rollwise.core.canary_metadata import reconcile_ephemeral_metadata
 from rollwise.core.canary_state import CANARY_PAUSE, CanaryFacts, Outbox, Progress, gather_facts
 from rollwise.core.decisions import Decision
 from rollwise.core.observed import Observed
@@ -42,7 +44,13 @@ from rollwise.core.phases import Stage, Trigger, stage_of
 from rollwise.core.rollout_status import assemble_status
 from rollwise.core.scaling import clean_history, restart_pods, scale_replica_sets
 from rollwise.core.timestamps import parse_time_or_none
-from rollwise.core.traffic import Traffic, at_desired_counts, reconcile_services, reconcile_traffic
+from rollwise.core.traffic import (
+    Traffic,
+    at_desired_counts,
+    new_revision_ready,
+    reconcile_services,
+    reconcile_traffic,
+)
 
 
 def _rollback_within_window(facts: CanaryFacts) -> bool:
@@ -69,9 +77,11 @@ def _start_revision(facts: CanaryFacts, progress: Progress, out: Outbox) -> None
         progress.fire(Trigger.ROLLBACK_TO_STABLE)
         if facts.steps:
             out.event("SkipSteps", "Rollback to stable ReplicaSets")
-    elif _rollback_within_window(facts) and facts.new_rs is not None and facts.new_rs.replicas:
+    elif _rollback_within_window(facts):
+        # Argo skips the steps here for a ReplicaSet that still runs, and for one scaled down
+        # jumps to the end at its next reconcile: the same end, without the detour.
         progress.fire(Trigger.FAST_ROLLBACK)
-        if facts.steps:
+        if facts.steps and facts.new_rs is not None and facts.new_rs.replicas:
             out.event("SkipSteps", "Rollback to active ReplicaSets within RollbackWindow")
     else:
         progress.fire(Trigger.NEW_REVISION)
@@ -156,7 +166,11 @@ def _full_promotion_reason(facts: CanaryFacts, progress: Progress) -> str:
         return "Initial deploy"
     if progress.aborted:
         return ""
-    if facts.creating or new is None or new.available != facts.replicas:
+    if (
+        facts.creating
+        or new is None
+        or not new_revision_ready(facts, new.available, facts.replicas)
+    ):
         return ""
     if progress.promote_full:
         return "Full promotion requested"
@@ -291,6 +305,7 @@ def decide_canary(rollout: api.Rollout, observed: Observed, now: datetime) -> De
     ):
         _start_revision(facts, progress, out)
     _ensure_replica_set(facts, out)
+    reconcile_ephemeral_metadata(facts, out)
     _accept_requests(facts, progress, new_revision=bool(progress.fired))
     if progress.stage is Stage.ABORTED and Trigger.ABORT in progress.fired:
         routing = facts.canary.traffic_routing
@@ -327,6 +342,9 @@ def decide_canary(rollout: api.Rollout, observed: Observed, now: datetime) -> De
     _promote_or_step(facts, progress, traffic, out)
 
     status = assemble_status(facts, progress, traffic, out)
+    if progress.stable_ping_pong:
+        status["canary"]["stablePingPong"] = progress.stable_ping_pong
+    record_abort_stage(facts, progress, traffic, status, out)
     if stage_of(status) is not progress.stage:
         # The status must say what the transitions said; anything else is an engine bug.
         raise IllegalTransitionError(

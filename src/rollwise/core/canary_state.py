@@ -90,6 +90,28 @@ class CanaryFacts:
     others: tuple[ReplicaSetView, ...]
     """ReplicaSets that are neither the desired nor the stable revision."""
     revision: int
+    stable_service: str | None
+    """The Service playing the stable role: stableService, or pingService / pongService
+    (whichever `status.canary.stablePingPong` names) with pingPong."""
+    canary_service: str | None
+    """The Service playing the canary role (canaryService, or the other of ping and pong)."""
+
+
+PING, PONG = "ping", "pong"
+
+
+def role_services(
+    canary: api.CanaryStrategy, stable_ping_pong: str | None
+) -> tuple[str | None, str | None]:
+    """(stable, canary) Services of a canary as the status found them (Argo's
+    GetStableAndCanaryServices): with pingPong the two Services swap roles at each promotion
+    and ping is stable until the first swap."""
+    ping_pong = canary.ping_pong
+    if ping_pong is None:
+        return canary.stable_service, canary.canary_service
+    if stable_ping_pong == PONG:
+        return ping_pong.pong_service, ping_pong.ping_service
+    return ping_pong.ping_service, ping_pong.pong_service
 
 
 def selector_string(selector: api.LabelSelector | None) -> str:
@@ -155,6 +177,9 @@ def gather_facts(rollout: api.Rollout, observed: Observed, now: datetime) -> Can
     others = tuple(
         rs for rs in observed.replica_sets if rs.pod_template_hash not in (pod_hash, stable_hash)
     )
+    stable_service, canary_service = role_services(
+        canary, (prev.get("canary") or {}).get("stablePingPong")
+    )
     return CanaryFacts(
         rollout=rollout,
         canary=canary,
@@ -175,6 +200,8 @@ def gather_facts(rollout: api.Rollout, observed: Observed, now: datetime) -> Can
         stable_rs=stable_rs,
         others=others,
         revision=revision,
+        stable_service=stable_service,
+        canary_service=canary_service,
     )
 
 
@@ -208,6 +235,8 @@ class Progress:
     baseline_pause_reasons: frozenset[str] = frozenset()
     baseline_controller_pause: bool = False
     fired: list[Trigger] = field(default_factory=list)
+    stable_ping_pong: str | None = None
+    """status.canary.stablePingPong: which of ping and pong is stable (pingPong only)."""
 
     @classmethod
     def start(cls, facts: RolloutFacts) -> Progress:
@@ -230,6 +259,7 @@ class Progress:
             restarted_at=prev.get("restartedAt"),
             baseline_pause_reasons=frozenset(str(p.get("reason")) for p in pauses),
             baseline_controller_pause=bool(prev.get("controllerPause")),
+            stable_ping_pong=canary.get("stablePingPong"),
         )
 
     @property
@@ -301,6 +331,11 @@ class Progress:
     def _promote(self) -> None:
         self._skip_to_end()
         self.promote_full = False
+        canary = self.facts.rollout.spec.strategy.canary
+        switched = self.stable_hash != self.facts.pod_hash
+        if canary is not None and canary.ping_pong is not None and switched:
+            # The Service that carried the canary carries the new stable: no switch.
+            self.stable_ping_pong = PING if self.stable_ping_pong == PONG else PONG
         self.stable_hash = self.facts.pod_hash
 
 

@@ -29,6 +29,7 @@ REVISION_ANNOTATION = "rollout.argoproj.io/revision"
 SCALE_DOWN_DEADLINE_ANNOTATION = "scale-down-deadline"
 ROLLOUT_TYPE_LABEL = "rollout-type"
 STEP_INDEX_LABEL = "step-index"
+EPHEMERAL_METADATA_ANNOTATION = "rollout.argoproj.io/ephemeral-metadata"
 
 AnalysisKind = Literal["Step", "Background", "PrePromotion", "PostPromotion"]
 """The `rollout-type` label of a run: canary step or background, blue-green pre/post promotion."""
@@ -56,6 +57,8 @@ class ReplicaSetView:
     oldest_pod_created_at: datetime | None = None
     """Creation time of its oldest pod that is not terminating (None: no pods, or not looked
     at); `restartAt` is done once no ReplicaSet has a pod older than it."""
+    ephemeral_metadata: str | None = None
+    """Its `rollout.argoproj.io/ephemeral-metadata` annotation: the role metadata injected."""
 
     @property
     def current_pods(self) -> int:
@@ -97,6 +100,9 @@ class Observed:
     mapping means the Service does not exist (the Rollout is then InvalidSpec, as in Argo)."""
     missing_templates: tuple[str, ...] = ()
     """Names of (Cluster)AnalysisTemplates the Rollout references that the store does not hold."""
+    workload: Mapping[str, Any] | None = None
+    """The raw object the Rollout's `workloadRef` names (a Deployment...), None if it has no
+    workloadRef or the object does not exist."""
 
 
 # --- builders from raw store objects --------------------------------------------------------
@@ -147,6 +153,7 @@ def replica_set_view_from_raw(
         scale_down_deadline=parse_time_or_none(annotations.get(SCALE_DOWN_DEADLINE_ANNOTATION)),
         current=None if status_replicas is None else _int(status_replicas),
         oldest_pod_created_at=oldest_pod_created_at(pods),
+        ephemeral_metadata=annotations.get(EPHEMERAL_METADATA_ANNOTATION),
     )
 
 

@@ -221,6 +221,13 @@ def weight_to_replicas(replicas: int, weight: int, max_weight: int = 100) -> int
     return -(-(weight * replicas) // max_weight)
 
 
+def with_min_pods(count: int, *, replicas: int, min_pods_per_replica_set: int | None) -> int:
+    """`count` raised to minPodsPerReplicaSet (capped at `replicas`); a zero count stays zero."""
+    if count == 0 or not min_pods_per_replica_set:
+        return count
+    return max(count, min(min_pods_per_replica_set, replicas))
+
+
 def traffic_routed_counts(
     *,
     replicas: int,
@@ -228,16 +235,77 @@ def traffic_routed_counts(
     canary_replicas: int | None,
     max_weight: int = 100,
     min_pods_per_replica_set: int | None = None,
+    dynamic_stable_scale: bool = False,
+    current_weights: tuple[int, int] | None = None,
+    aborted: bool = False,
 ) -> tuple[int, int]:
-    """(canary, stable) counts with a traffic router: canary sized for its weight (or the
-    setCanaryScale count), stable left at full size."""
+    """(canary, stable) counts with a traffic router (CalculateReplicaCountsForTrafficRoutedCanary).
+
+    The canary is sized for its weight (or the setCanaryScale count). The stable stays at full
+    size unless `dynamic_stable_scale`: then it is sized for the larger of the stable weight
+    wanted and the stable weight in force (`current_weights` = (canary, stable) weights of the
+    previous status), so it shrinks only after traffic has left it and grows before traffic
+    comes back; an aborted canary keeps the pods its current weight needs until that weight is
+    gone. minPodsPerReplicaSet raises any non-zero count.
+    """
+    minimum = min_pods_per_replica_set
     if canary_replicas is not None:
         canary = canary_replicas
     else:
-        canary = weight_to_replicas(replicas, weight, max_weight)
-        if canary and min_pods_per_replica_set:
-            canary = max(canary, min(min_pods_per_replica_set, replicas))
-    return canary, replicas
+        canary = with_min_pods(
+            weight_to_replicas(replicas, weight, max_weight),
+            replicas=replicas,
+            min_pods_per_replica_set=minimum,
+        )
+    if not dynamic_stable_scale:
+        return canary, replicas
+    stable = weight_to_replicas(replicas, max_weight - weight, max_weight)
+    if current_weights is not None:
+        current_canary, current_stable = current_weights
+        stable = max(stable, weight_to_replicas(replicas, current_stable, max_weight))
+        if aborted:
+            canary = max(canary, weight_to_replicas(replicas, current_canary, max_weight))
+    return (
+        with_min_pods(canary, replicas=replicas, min_pods_per_replica_set=minimum),
+        with_min_pods(stable, replicas=replicas, min_pods_per_replica_set=minimum),
+    )
+
+
+def progress_threshold_met(available: int, desired: int, threshold: tuple[str, int] | None) -> bool:
+    """Whether `available` of `desired` pods is enough to count a step as reached
+    (replicaProgressThreshold `(type, value)`; without one, all of them)."""
+    if desired <= 0:
+        return True
+    if threshold is None:
+        return available >= desired
+    kind, value = threshold
+    if kind == "Pods":
+        return available >= min(value, desired)
+    return available * 100 >= value * desired
+
+
+def abort_weight(
+    *,
+    replicas: int,
+    stable_available: int,
+    current_weight: int | None,
+    ladder: Sequence[int],
+    max_weight: int = 100,
+) -> int:
+    """The canary weight while a dynamicStableScale rollout aborts: what the stable cannot serve
+    yet (Argo: `max - max x available / replicas`), rounded up to the next rung of the
+    setWeight ladder so the way back walks the steps in reverse; never above the weight in
+    force, and 0 once the stable is whole."""
+    if replicas <= 0:
+        return 0
+    unserved = max(0, max_weight - (max_weight * stable_available) // replicas)
+    if current_weight is not None:
+        unserved = min(unserved, current_weight)
+    if unserved == 0:
+        return 0
+    rungs = [rung for rung in ladder if rung >= unserved]
+    weight = min(rungs) if rungs else unserved
+    return weight if current_weight is None else min(weight, current_weight)
 
 
 def actual_weight(canary_available: int, total_available: int) -> int:

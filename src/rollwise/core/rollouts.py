@@ -21,10 +21,17 @@ from rollwise.core.actions import EmitEvent
 from rollwise.core.bluegreen import decide_blue_green
 from rollwise.core.bluegreen_spec import blue_green_problem
 from rollwise.core.canary import decide_canary
+from rollwise.core.canary_spec import canary_option_problem
 from rollwise.core.decisions import Decision
 from rollwise.core.observed import Observed
 from rollwise.core.steps import KNOWN_STEP_KINDS, pause_seconds, step_kind
 from rollwise.core.timestamps import format_time
+from rollwise.core.workloads import (
+    TEMPLATE_AND_REF,
+    resolve_workload,
+    workload_outcome,
+    workload_problem,
+)
 
 NOT_YET = "not supported by rollwise yet"
 
@@ -38,15 +45,9 @@ def _analyses(canary: api.CanaryStrategy) -> Iterator[tuple[str, api.RolloutAnal
 
 
 def _canary_problem(canary: api.CanaryStrategy, observed: Observed) -> str | None:
-    if canary.ping_pong is not None:
-        return f"spec.strategy.canary.pingPong: ping-pong services are {NOT_YET}"
-    if canary.dynamic_stable_scale:
-        return f"spec.strategy.canary.dynamicStableScale is {NOT_YET}"
-    if canary.canary_service and canary.canary_service == canary.stable_service:
-        return (
-            "spec.strategy.canary: canaryService and stableService must be different "
-            f'(both are "{canary.canary_service}")'
-        )
+    option_problem = canary_option_problem(canary, observed)
+    if option_problem is not None:
+        return option_problem
     for i, step in enumerate(canary.steps or ()):
         where = f"spec.strategy.canary.steps[{i}]"
         kind = step_kind(step)
@@ -87,7 +88,8 @@ def spec_problem(rollout: api.Rollout, observed: Observed) -> str | None:
     """Why the core cannot run this Rollout, or None if it can."""
     spec = rollout.spec
     if spec.workload_ref is not None:
-        return f"spec.workloadRef is {NOT_YET}: put the pod template in spec.template"
+        # Only reached with a template of its own: `decide` resolves the others first.
+        return f"spec.template: {TEMPLATE_AND_REF}"
     if spec.selector is None:
         return "Rollout has missing field '.spec.selector'"
     if not (spec.selector.match_labels or spec.selector.match_expressions):
@@ -142,6 +144,13 @@ def decide(rollout: api.Rollout, observed: Observed, now: datetime) -> Decision:
     """The new status of `rollout` and the actions that bring the world towards its spec."""
     if now.tzinfo is None:
         raise ValueError("decide() needs a timezone-aware `now`")
+    ref = rollout.spec.workload_ref
+    if ref is not None and not rollout.spec.template:
+        problem = workload_problem(ref, observed.workload)
+        if problem is not None or observed.workload is None:
+            return _invalid_spec(rollout, problem or "", now)
+        resolved = decide(resolve_workload(rollout, observed.workload), observed, now)
+        return workload_outcome(rollout, observed.workload, observed, resolved)
     problem = spec_problem(rollout, observed)
     if problem is not None:
         return _invalid_spec(rollout, problem, now)

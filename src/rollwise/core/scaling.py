@@ -3,7 +3,9 @@
 Who calls it: the canary engine, once per decision. Like Argo, at most one of stable, new and
 older ReplicaSets is resized per decision (stable first, so capacity is never lost), older
 revisions are drained, and the previous stable of a traffic-routed canary stays up for
-scaleDownDelaySeconds after promotion (an aborted canary for abortScaleDownDelaySeconds).
+scaleDownDelaySeconds after promotion (at most scaleDownDelayRevisionLimit of them; with
+dynamicStableScale it has no traffic left and goes at once). An aborted traffic-routed canary
+goes last, abortScaleDownDelaySeconds after its traffic was confirmed back on the stable pods.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from rollwise.core import actions as act
 from rollwise.core.canary_state import CanaryFacts, Outbox, Progress, RolloutFacts, abort_delay
 from rollwise.core.observed import ReplicaSetView
 from rollwise.core.timestamps import format_time, parse_time_or_none
-from rollwise.core.traffic import Traffic, desired_counts
+from rollwise.core.traffic import Traffic, canary_service_on_stable, desired_counts
 
 DEFAULT_REVISION_HISTORY_LIMIT = 10
 DEFAULT_SCALE_DOWN_DELAY_SECONDS = 30
@@ -86,7 +88,13 @@ def scale_replica_sets(
                 return False
             desired_new = 0
         else:
-            ready_to_wind_down = traffic.settled_on_stable and stable.available >= facts.replicas
+            # The last stage of a verified abort: traffic confirmed back on stable, the canary
+            # Service seen selecting stable pods, the stable whole again.
+            ready_to_wind_down = (
+                traffic.settled_on_stable
+                and canary_service_on_stable(facts)
+                and stable.available >= facts.replicas
+            )
             if ready_to_wind_down and new.replicas > 0:
                 deadline = facts.now + timedelta(seconds=delay)
                 out.scale(new, new.replicas, deadline=deadline)
@@ -145,6 +153,10 @@ def _scale_down_others(facts: CanaryFacts, progress: Progress, out: Outbox) -> b
         deadline = rs.scale_down_deadline
         if not facts.traffic_routed:
             desired = max(0, size - max_scale_down)
+        elif facts.canary.dynamic_stable_scale and (
+            progress.fully_promoted or deadline is not None
+        ):
+            desired = 0  # dynamicStableScale already moved its traffic away: no delay
         elif progress.fully_promoted or deadline is not None:
             # The previous stable: leave it up for scaleDownDelaySeconds so that routers and
             # clients converge before its pods go.

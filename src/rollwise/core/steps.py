@@ -106,6 +106,12 @@ def previous_set_weight(steps: Sequence[CanaryStep], index: int) -> int:
     return 0
 
 
+def weight_ladder(steps: Sequence[CanaryStep]) -> tuple[int, ...]:
+    """The distinct setWeight values of the plan, lowest first, starting at 0: the rungs an
+    aborting dynamicStableScale rollout steps down (reference 1.3)."""
+    return tuple(sorted({0, *(step.set_weight for step in steps if step.set_weight is not None)}))
+
+
 def canary_scale_in_force(steps: Sequence[CanaryStep], index: int | None) -> SetCanaryScale | None:
     """The setCanaryScale that applies at `index` (sticky until `matchTrafficWeight`), if any."""
     if current_step(steps, index) is None or index is None:

@@ -2,8 +2,12 @@
 
 Who calls it: the canary engine, once per decision, before analysis and scaling. The weight
 never outruns the canary's capacity: until the canary ReplicaSet has its pods for the current
-step, traffic keeps the previous setWeight. On abort the weight goes back to 0 first; only when
-the router confirms it (or cannot tell) does the canary Service return to the stable pods.
+step (or `replicaProgressThreshold` of them), traffic keeps the previous setWeight. On abort the
+weight goes back to 0 first - with dynamicStableScale rung by rung down the setWeight ladder, as
+fast as the stable ReplicaSet becomes available again; only when the router confirms it (or
+cannot tell) does the canary Service return to the stable pods. A manually paused rollout
+(`spec.paused`) keeps its weight. The Services are the ones playing the stable and canary
+roles, which with pingPong swap at each promotion (`CanaryFacts.stable_service`).
 Also home of the replica counts a step asks for, which both traffic and scaling read.
 """
 
@@ -18,6 +22,7 @@ from rollwise.core import replicas as math
 from rollwise.core import steps as st
 from rollwise.core.canary_state import CanaryFacts, Outbox, Progress, Raw, abort_delay
 from rollwise.core.observed import ReplicaSetView
+from rollwise.core.phases import Trigger
 
 VERIFY_RETRY_SECONDS = 10.0
 
@@ -38,13 +43,35 @@ def point_service(
 
 
 def reconcile_services(facts: CanaryFacts, progress: Progress, out: Outbox) -> None:
-    canary = facts.canary
-    point_service(facts, out, canary.stable_service, facts.stable_rs, check=True)
+    point_service(facts, out, facts.stable_service, facts.stable_rs, check=True)
     if progress.aborted:
         if not facts.traffic_routed:
-            point_service(facts, out, canary.canary_service, facts.stable_rs, check=True)
+            point_service(facts, out, facts.canary_service, facts.stable_rs, check=True)
         return  # traffic-routed: after the weight is back on stable (see reconcile_traffic)
-    point_service(facts, out, canary.canary_service, facts.new_rs, check=True)
+    point_service(facts, out, facts.canary_service, facts.new_rs, check=True)
+
+
+def canary_service_on_stable(facts: CanaryFacts) -> bool:
+    """The canary-role Service (if any) selects the stable ReplicaSet, as observed."""
+    service, stable = facts.canary_service, facts.stable_rs
+    if not service or stable is None:
+        return True
+    return facts.observed.service_selectors.get(service) == stable.pod_template_hash
+
+
+def current_weights(facts: CanaryFacts) -> tuple[int, int] | None:
+    """(canary, stable) weights in force, as the previous status recorded them."""
+    weights = (facts.prev.get("canary") or {}).get("weights")
+    if not weights:
+        return None
+    canary = int((weights.get("canary") or {}).get("weight") or 0)
+    stable = (weights.get("stable") or {}).get("weight")
+    return canary, int(facts.max_weight - canary if stable is None else stable)
+
+
+def progress_threshold(facts: CanaryFacts) -> tuple[str, int] | None:
+    threshold = facts.canary.replica_progress_threshold
+    return None if threshold is None else (threshold.type, threshold.value)
 
 
 def canary_target(facts: CanaryFacts, progress: Progress) -> tuple[int | None, int]:
@@ -83,7 +110,21 @@ def desired_counts(facts: CanaryFacts, progress: Progress) -> tuple[int, int]:
         canary_replicas=canary_replicas,
         max_weight=facts.max_weight,
         min_pods_per_replica_set=facts.canary.min_pods_per_replica_set,
+        dynamic_stable_scale=bool(facts.canary.dynamic_stable_scale),
+        # The weights of the previous status: the stable shrinks one decision after traffic
+        # left it, never in the decision that moves the traffic (Argo, reference 1.7).
+        current_weights=current_weights(facts),
+        aborted=progress.aborted,
     )
+
+
+def new_revision_ready(facts: CanaryFacts, available: int, desired: int) -> bool:
+    """Enough of the desired canary pods are available: all of them, or as many as
+    replicaProgressThreshold asks."""
+    threshold = progress_threshold(facts)
+    if threshold is None:
+        return available == desired
+    return math.progress_threshold_met(available, desired, threshold)
 
 
 def at_desired_counts(facts: CanaryFacts, progress: Progress) -> bool:
@@ -91,9 +132,11 @@ def at_desired_counts(facts: CanaryFacts, progress: Progress) -> bool:
     if facts.creating or new is None or stable is None or progress.fully_promoted:
         return False
     desired_new, desired_stable = desired_counts(facts, progress)
-    if not (new.replicas == desired_new == new.available):
+    if new.replicas != desired_new or not new_revision_ready(facts, new.available, desired_new):
         return False
-    if not (stable.replicas == desired_stable == stable.current_pods):
+    dynamic = facts.traffic_routed and facts.canary.dynamic_stable_scale
+    if not dynamic and not (stable.replicas == desired_stable == stable.current_pods):
+        # With dynamicStableScale the stable follows the traffic a decision later instead.
         return False
     # A basic canary's traffic follows pods: older revisions must be gone.
     return facts.traffic_routed or sum(rs.available for rs in facts.others) == 0
@@ -108,15 +151,52 @@ class Traffic:
     """Aborted and the router has (verifiably) sent everything back to stable."""
 
 
+def dynamic_rollback_hash(facts: CanaryFacts, progress: Progress) -> str | None:
+    """The pod hash traffic still goes to when a dynamicStableScale update was given up by
+    going back to the stable template (Argo's isDynamicallyRollingBackToStable), else None:
+    the stable was shrunk, so traffic must come back as the stable grows, like an abort."""
+    if not (progress.fully_promoted and facts.traffic_routed and facts.canary.dynamic_stable_scale):
+        return None
+    weights = (facts.prev.get("canary") or {}).get("weights") or {}
+    previous = (weights.get("canary") or {}).get("podTemplateHash")
+    new = facts.new_rs
+    if not previous or previous == facts.pod_hash or new is None:
+        return None
+    return str(previous) if new.available < facts.replicas else None
+
+
+def _weight_back_to_stable(facts: CanaryFacts, stable: ReplicaSetView | None) -> int:
+    """Canary weight while traffic returns to the stable (abort, dynamic rollback)."""
+    if not facts.canary.dynamic_stable_scale:
+        return 0  # the stable never shrank: it takes everything at once
+    weights = current_weights(facts)
+    return math.abort_weight(
+        replicas=facts.replicas,
+        stable_available=stable.available if stable is not None else 0,
+        current_weight=None if weights is None else weights[0],
+        ladder=st.weight_ladder(facts.steps),
+        max_weight=facts.max_weight,
+    )
+
+
 def desired_weight(facts: CanaryFacts, progress: Progress) -> int:
     new = facts.new_rs
-    if progress.fully_promoted or progress.aborted:
+    if dynamic_rollback_hash(facts, progress) is not None:
+        return _weight_back_to_stable(facts, new)
+    if progress.fully_promoted:
         return 0
+    if progress.aborted:
+        return _weight_back_to_stable(facts, facts.stable_rs)
     if facts.creating or new is None or new.available == 0:
         return 0
+    weights = current_weights(facts)
+    if facts.rollout.spec.paused and weights is not None:
+        return weights[0]  # a manual pause holds traffic where it is
     if progress.promote_full:
-        previous = (facts.prev.get("canary") or {}).get("weights") or {}
-        return int((previous.get("canary") or {}).get("weight") or 0)
+        if facts.canary.dynamic_stable_scale and facts.replicas:
+            # The stable may be smaller than full: move traffic as canary pods come up.
+            return min(facts.max_weight, facts.max_weight * new.available // facts.replicas)
+        return 0 if weights is None else weights[0]
     index = progress.index
     if index is None:
         return 0
@@ -131,12 +211,12 @@ def desired_weight(facts: CanaryFacts, progress: Progress) -> int:
 def reconcile_traffic(facts: CanaryFacts, progress: Progress, out: Outbox) -> Traffic:
     if not facts.traffic_routed:
         return Traffic()
-    canary = facts.canary
     desired = desired_weight(facts, progress)
     canary_hash = facts.pod_hash
     stable_hash = facts.stable_rs.pod_template_hash if facts.stable_rs else ""
     if progress.fully_promoted:
         stable_hash = canary_hash
+        canary_hash = dynamic_rollback_hash(facts, progress) or canary_hash
     previous: Mapping[str, Any] = (facts.prev.get("canary") or {}).get("weights") or {}
     prev_canary = previous.get("canary") or {}
     prev_stable = previous.get("stable") or {}
@@ -144,10 +224,10 @@ def reconcile_traffic(facts: CanaryFacts, progress: Progress, out: Outbox) -> Tr
         "canary": {"weight": desired, "podTemplateHash": canary_hash},
         "stable": {"weight": facts.max_weight - desired, "podTemplateHash": stable_hash},
     }
-    if canary.canary_service:
-        weights["canary"]["serviceName"] = canary.canary_service
-    if canary.stable_service:
-        weights["stable"]["serviceName"] = canary.stable_service
+    if facts.canary_service:
+        weights["canary"]["serviceName"] = facts.canary_service
+    if facts.stable_service:
+        weights["stable"]["serviceName"] = facts.stable_service
 
     router_weight = facts.observed.current_router_weight
     known_weight = router_weight if router_weight is not None else prev_canary.get("weight")
@@ -156,6 +236,11 @@ def reconcile_traffic(facts: CanaryFacts, progress: Progress, out: Outbox) -> Tr
         or known_weight != desired
         or prev_canary.get("podTemplateHash") != canary_hash
         or prev_stable.get("podTemplateHash") != stable_hash
+        or prev_canary.get("serviceName") != weights["canary"].get("serviceName")
+        or prev_stable.get("serviceName") != weights["stable"].get("serviceName")
+        # An abort starts by rewriting (and so re-verifying) the router, even at weight 0:
+        # the managed routes it removes go out with that write.
+        or Trigger.ABORT in progress.fired
     )
     result = Traffic(weights=weights)
     if changed:
@@ -180,5 +265,5 @@ def reconcile_traffic(facts: CanaryFacts, progress: Progress, out: Outbox) -> Tr
             weights["verified"] = verified
         if progress.aborted and desired == 0 and verified is not False:
             result.settled_on_stable = True
-            point_service(facts, out, canary.canary_service, facts.stable_rs, check=False)
+            point_service(facts, out, facts.canary_service, facts.stable_rs, check=False)
     return result

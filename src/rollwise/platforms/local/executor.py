@@ -18,7 +18,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from rollwise.api.errors import ConflictError
+from rollwise.api.errors import ConflictError, NotFoundError
 from rollwise.api.models import (
     AnalysisTemplate,
     AnalysisTemplateRef,
@@ -28,8 +28,16 @@ from rollwise.api.models import (
 )
 from rollwise.core import actions as act
 from rollwise.core.analysis.creation import analysis_run_object, owner_reference
+from rollwise.core.canary_metadata import (
+    injected_annotation,
+    metadata_patch,
+    normalized,
+    parse_injected,
+)
+from rollwise.core.canary_state import role_services
 from rollwise.core.hashing import HASH_LABEL
 from rollwise.core.observed import (
+    EPHEMERAL_METADATA_ANNOTATION,
     REVISION_ANNOTATION,
     SCALE_DOWN_DEADLINE_ANNOTATION,
     Observed,
@@ -38,6 +46,7 @@ from rollwise.core.observed import (
     service_selector_hash,
 )
 from rollwise.core.timestamps import Clock, format_time
+from rollwise.core.workloads import resolve_workload
 from rollwise.platforms.local.dataplane import DataPlane, LocalRouter
 from rollwise.platforms.local.dataplane_config import service_backends
 from rollwise.platforms.local.pods import PodSupervisor
@@ -84,7 +93,9 @@ class LocalExecutor:
         canary = rollout.spec.strategy.canary
         services: dict[str, str | None] = {}
         if canary is not None:
-            for name in (canary.canary_service, canary.stable_service):
+            ping_pong = canary.ping_pong
+            role_names = (ping_pong.ping_service, ping_pong.pong_service) if ping_pong else ()
+            for name in (canary.canary_service, canary.stable_service, *role_names):
                 if name:
                     raw = self.store.get("Service", name, rollout.namespace)
                     if raw is not None:
@@ -113,7 +124,22 @@ class LocalExecutor:
             current_router_weight=memory.weight,
             service_selectors=services,
             missing_templates=tuple(self._missing_templates(rollout)),
+            workload=self._workload(rollout),
         )
+
+    def _workload(self, rollout: Rollout) -> RawObject | None:
+        """The object the Rollout's workloadRef names (a Deployment...), None if none."""
+        ref = rollout.spec.workload_ref
+        if ref is None or not ref.kind or not ref.name:
+            return None
+        return self.store.get(ref.kind, ref.name, rollout.namespace)
+
+    def _resolved(self, rollout: Rollout) -> Rollout:
+        """The Rollout with the pod template and selector its workloadRef names, if it has one."""
+        workload = self._workload(rollout)
+        if rollout.spec.template or workload is None:
+            return rollout
+        return resolve_workload(rollout, workload)
 
     def _template(self, ref: AnalysisTemplateRef, namespace: str) -> RawObject | None:
         kind = "ClusterAnalysisTemplate" if ref.cluster_scope else "AnalysisTemplate"
@@ -146,15 +172,19 @@ class LocalExecutor:
         canary = rollout.spec.strategy.canary
         if canary is None or canary.traffic_routing is None:
             return None
-        if not (canary.stable_service and canary.canary_service):
+        # The Services in the stable and canary roles as the status read by the decision
+        # has them (pingPong swaps them at each promotion).
+        status = rollout.status.canary if rollout.status is not None else None
+        stable, canary_service = role_services(canary, status.stable_ping_pong if status else None)
+        if not (stable and canary_service):
             return None
         routing = canary.traffic_routing
         return LocalRouter(
             self.dataplane,
             namespace=rollout.namespace,
             rollout=rollout.name,
-            stable_service=canary.stable_service,
-            canary_service=canary.canary_service,
+            stable_service=stable,
+            canary_service=canary_service,
             max_weight=routing.max_traffic_weight or 100,
             managed_routes=[route.name for route in routing.managed_routes or ()],
         )
@@ -250,6 +280,10 @@ class LocalExecutor:
                 )
             case act.DeleteAnalysisRun(name=name):
                 self.store.delete("AnalysisRun", name, namespace)
+            case act.SetEphemeralMetadata(replica_set=name, metadata=metadata):
+                self._set_ephemeral_metadata(name, namespace, metadata)
+            case act.ScaleWorkload(kind=kind, name=name, replicas=replicas):
+                self.store.patch(kind, name, namespace, merge={"spec": {"replicas": replicas}})
             case act.EmitEvent(type=event_type, reason=reason, message=message):
                 self.store.record_event(
                     kind="Rollout",
@@ -271,9 +305,48 @@ class LocalExecutor:
             return ClusterAnalysisTemplate.model_validate(raw)
         return AnalysisTemplate.model_validate(raw)
 
+    def _set_ephemeral_metadata(
+        self, name: str, namespace: str, metadata: Mapping[str, Mapping[str, str]] | None
+    ) -> None:
+        """Role metadata into a ReplicaSet's pod template and onto its live pods, removing only
+        what was injected before (its ephemeral-metadata annotation says what)."""
+        replica_set = self.store.get("ReplicaSet", name, namespace)
+        if replica_set is None:
+            return
+        desired = normalized(metadata)
+        injected = parse_injected(
+            (replica_set["metadata"].get("annotations") or {}).get(EPHEMERAL_METADATA_ANNOTATION)
+        )
+        template_metadata = (replica_set.get("spec", {}).get("template") or {}).get("metadata")
+        with self.store.transaction():
+            patch = metadata_patch(template_metadata or {}, injected, desired)
+            self.store.patch(
+                "ReplicaSet",
+                name,
+                namespace,
+                merge={
+                    "metadata": {
+                        "annotations": {EPHEMERAL_METADATA_ANNOTATION: injected_annotation(desired)}
+                    },
+                    "spec": {"template": {"metadata": patch}},
+                },
+            )
+            for pod in self.store.list("Pod", namespace, owner=name):
+                if not owned_by(pod, "ReplicaSet", name) or pod["metadata"].get(
+                    "deletionTimestamp"
+                ):
+                    continue
+                pod_patch = metadata_patch(pod["metadata"], injected, desired)
+                if pod_patch:
+                    with contextlib.suppress(NotFoundError):
+                        self.store.patch(
+                            "Pod", pod["metadata"]["name"], namespace, merge={"metadata": pod_patch}
+                        )
+
     def _create_replica_set(
         self, rollout_raw: RawObject, rollout: Rollout, action: act.CreateReplicaSet
     ) -> None:
+        rollout = self._resolved(rollout)
         template = dict(action.template)
         labels = dict((template.get("metadata") or {}).get("labels") or {})
         selector = dict((rollout.spec.selector and rollout.spec.selector.match_labels) or {})
@@ -324,3 +397,16 @@ def rollout_keys_for_change(kind: str, obj: Mapping[str, Any] | None) -> Sequenc
         for ref in metadata.get("ownerReferences") or ()
         if ref.get("kind") == "Rollout"
     ]
+
+
+def rollout_keys_for_workload(
+    store: SqliteStore, kind: str, namespace: str, name: str
+) -> Sequence[str]:
+    """The work-queue keys of the Rollouts whose `workloadRef` names this object (a Deployment
+    whose pod template changed is a new revision for them)."""
+    keys: list[str] = []
+    for rollout in store.list("Rollout", namespace):
+        ref = (rollout.get("spec") or {}).get("workloadRef") or {}
+        if ref.get("kind") == kind and ref.get("name") == name:
+            keys.append(f"Rollout/{namespace}/{rollout['metadata']['name']}")
+    return keys

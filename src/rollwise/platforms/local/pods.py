@@ -22,7 +22,11 @@ One pass of `reconcile`:
    first, then not ready, then newest); Pods whose ReplicaSet is gone are terminated;
 5. start what should run (new pods, restarts whose back-off is over);
 6. probe readiness of every running replica (concurrently);
-7. write Pod and ReplicaSet status, only where it changed.
+7. write Pod and ReplicaSet status, only where it changed;
+8. keep each pod's labels and annotations in `<home>/pods/<namespace>/<pod>/labels` and
+   `annotations`, in the format of Kubernetes' downward API volume (`key="value"` lines, sorted),
+   the directory given to the process as `ROLLWISE_PODINFO_DIR`: labels the Rollout adds while
+   a pod plays a role (canaryMetadata/stableMetadata) reach the running process there.
 """
 
 from __future__ import annotations
@@ -30,8 +34,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import secrets
+import shutil
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -52,6 +57,8 @@ STARTED_ANNOTATION = "rollwise.io/started"
 PORT_ANNOTATION = "rollwise.io/port"
 HASH_LABEL = "rollouts-pod-template-hash"
 LOGS_DIR = "logs"
+PODINFO_DIR = "pods"
+PODINFO_ENV = "ROLLWISE_PODINFO_DIR"
 
 BACKOFF_INITIAL_S = 1.0
 BACKOFF_MAX_S = 30.0
@@ -65,6 +72,48 @@ def log_path(home: Path, namespace: str, name: str) -> Path:
     """Where a pod's stdout and stderr go: `<home>/logs/<pod>.log`."""
     file_name = f"{name}.log" if namespace == "default" else f"{namespace}_{name}.log"
     return Path(home) / LOGS_DIR / file_name
+
+
+def podinfo_path(home: Path, namespace: str, name: str) -> Path:
+    """Where a pod's downward-API files live: `<home>/pods/<namespace>/<pod>/`."""
+    return Path(home) / PODINFO_DIR / namespace / name
+
+
+_GO_ESCAPES = {
+    '"': '\\"',
+    "\\": "\\\\",
+    "\a": "\\a",
+    "\b": "\\b",
+    "\f": "\\f",
+    "\n": "\\n",
+    "\r": "\\r",
+    "\t": "\\t",
+    "\v": "\\v",
+}
+
+
+def go_quote(text: str) -> str:
+    """`text` quoted as Go's `%q` does (what the downward API writes): backslash escapes for
+    quotes, backslashes and control characters; printable characters as they are."""
+    out = []
+    for char in text:
+        if char in _GO_ESCAPES:
+            out.append(_GO_ESCAPES[char])
+        elif char.isprintable():
+            out.append(char)
+        elif ord(char) < 0x80:
+            out.append(f"\\x{ord(char):02x}")
+        elif ord(char) <= 0xFFFF:
+            out.append(f"\\u{ord(char):04x}")
+        else:
+            out.append(f"\\U{ord(char):08x}")
+    return '"' + "".join(out) + '"'
+
+
+def downward_api_text(values: Mapping[str, Any]) -> str:
+    """Labels or annotations as a downward API volume file holds them (Kubernetes' FormatMap):
+    one `key="value"` line per key, sorted by key, no newline after the last."""
+    return "\n".join(f"{key}={go_quote(str(values[key]))}" for key in sorted(values))
 
 
 @dataclass(frozen=True)
@@ -103,6 +152,8 @@ class _Replica:
     terminate_sent: bool = False
     kill_sent: bool = False
     probe: ReadinessProbe = field(default_factory=ReadinessProbe)
+    podinfo: tuple[str, str] | None = None
+    """The labels and annotations files as last written."""
 
     @property
     def key(self) -> tuple[str, str]:
@@ -183,6 +234,7 @@ class PodSupervisor:
             self._start_due(pods, now)
             await self._probe(pods, now)
             self._write_status(replica_sets, pods, now)
+            self._write_podinfo(pods)
             return self._next_wake(replica_sets, pods, now)
 
     async def restart_pods(
@@ -243,6 +295,7 @@ class PodSupervisor:
             with self._store.transaction():
                 for namespace, name in self._replicas:
                     self._store.delete("Pod", name, namespace)
+                    self._remove_podinfo(namespace, name)
                 for rs in self._store.list("ReplicaSet", None):
                     status = dict(rs.get("status") or {})
                     status.update(replicas=0, readyReplicas=0, availableReplicas=0)
@@ -352,6 +405,7 @@ class PodSupervisor:
             if replica is None or replica.handle is None:
                 self._store.delete("Pod", pod_key[1], pod_key[0])
                 self._replicas.pop(pod_key, None)
+                self._remove_podinfo(*pod_key)
                 del pods[pod_key]
                 continue
             if not replica.terminate_sent:
@@ -445,6 +499,7 @@ class PodSupervisor:
     def _forget(self, pod_key: tuple[str, str], now: datetime) -> None:
         """The Pod object is gone: stop its process, SIGKILL after the grace period."""
         replica = self._replicas.pop(pod_key, None)
+        self._remove_podinfo(*pod_key)
         if replica is not None and replica.handle and processes.terminate(replica.handle):
             kill_at = now + timedelta(seconds=self._grace)
             self._strays.append(_Stray(replica.handle, kill_at))
@@ -562,6 +617,9 @@ class PodSupervisor:
             )
             replica.restart_at = None
             return
+        directory = podinfo_path(self._home, replica.namespace, replica.name)
+        self._write_podinfo_files(replica, pod["metadata"])
+        spec = replace(spec, env={**spec.env, PODINFO_ENV: str(directory)})
         try:
             handle = processes.spawn(
                 spec,
@@ -742,6 +800,35 @@ class PodSupervisor:
         return min(waits) if waits else None
 
     # --- small helpers -----------------------------------------------------------------------
+
+    def _write_podinfo(self, pods: Mapping[tuple[str, str], RawObject]) -> None:
+        for pod_key, replica in self._replicas.items():
+            pod = pods.get(pod_key)
+            if pod is not None and not _terminating(pod):
+                self._write_podinfo_files(replica, pod["metadata"])
+
+    def _write_podinfo_files(self, replica: _Replica, metadata: Mapping[str, Any]) -> None:
+        """Write the pod's labels and annotations files if they changed, each by a rename so a
+        reader never sees half a file (as the kubelet's atomic writer does)."""
+        wanted = (
+            downward_api_text(metadata.get("labels") or {}),
+            downward_api_text(metadata.get("annotations") or {}),
+        )
+        if replica.podinfo == wanted:
+            return
+        directory = podinfo_path(self._home, replica.namespace, replica.name)
+        try:
+            directory.mkdir(parents=True, exist_ok=True)
+            for file_name, text in zip(("labels", "annotations"), wanted, strict=True):
+                temporary = directory / f".{file_name}.tmp"
+                temporary.write_text(text)
+                temporary.replace(directory / file_name)
+        except OSError:
+            return  # tried again on the next pass
+        replica.podinfo = wanted
+
+    def _remove_podinfo(self, namespace: str, name: str) -> None:
+        shutil.rmtree(podinfo_path(self._home, namespace, name), ignore_errors=True)
 
     def _annotations(self, replica: _Replica) -> dict[str, str]:
         annotations = {PORT_ANNOTATION: str(replica.port)}
