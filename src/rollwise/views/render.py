@@ -15,6 +15,7 @@ from typing import Any
 
 from rollwise.views import info
 from rollwise.views.info import AnalysisRunInfo, ReplicaSetInfo
+from rollwise.views.judge_info import judge_lines
 
 ICON_ROLLOUT = "⟳"
 ICON_REVISION = "#"
@@ -130,6 +131,7 @@ def render_rollout(
         lines.append(_field("  Step:", info.step_text(rollout)))
         lines.append(_field("  SetWeight:", info.set_weight(rollout)))
         lines.append(_field("  ActualWeight:", info.actual_weight(rollout, rs_infos)))
+    lines.extend(judge_lines(rollout, analysis_runs, now=now))
     for index, image in enumerate(info.images(rs_infos)):
         text = image.image
         if image.tags:
