@@ -185,6 +185,8 @@ def test_the_judge_rolls_back_a_canary_with_five_percent_errors(
     )
     view = rollwise(home, "get", "rollout", "shop", "--no-color").stdout
     assert "✖ Failed" in view
+    assert "Judge:           judge: fail" in view
+    assert f"  Evidence:      {measurement['message']}" in view
 
 
 @pytest.mark.usefixtures("traffic")
