@@ -323,3 +323,32 @@ def test_a_settled_rollout_decides_nothing_more() -> None:
         decision = world.decide()
         assert decision.actions == ()
         assert decision.status == world.rollout.status
+
+
+# --- shapes and scaling events --------------------------------------------------------------------
+
+
+def test_without_a_preview_service_the_update_still_pauses_and_switches() -> None:
+    world = deployed(blue_green_rollout(preview=False, autoPromotionEnabled=False))
+    assert world.status["blueGreen"] == {"activeSelector": hash_of(world, "blue")}
+    world.set_image(YELLOW)
+    world.settle()
+    assert world.status["message"] == "BlueGreenPause"
+    world.patch_status(pauseConditions=None)
+    world.settle()
+    assert serving(world, ACTIVE) == "yellow"
+    assert world.status["phase"] == "Healthy"
+    assert "previewSelector" not in world.status["blueGreen"]
+
+
+@pytest.mark.parametrize("during", ["paused", "healthy"])
+def test_a_new_replica_count_scales_the_active_and_the_preview(during: str) -> None:
+    world = deployed(blue_green_rollout(autoPromotionEnabled=False))
+    if during == "paused":
+        world.set_image(YELLOW)
+        world.settle()
+    world.edit(lambda raw: raw["spec"].update(replicas=5))  # e.g. an HPA
+    world.settle()
+    expected = {"blue": 5, "yellow": 5} if during == "paused" else {"blue": 5}
+    assert world.sizes() == expected
+    assert world.status["HPAReplicas"] == 5

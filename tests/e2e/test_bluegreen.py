@@ -155,7 +155,8 @@ def test_the_preview_serves_the_new_color_until_promote_switches_active(
         ),
         what="promoted",
     )
-    assert colors_served(home, ACTIVE, 20) == {"yellow": 20}
+    # Traefik applies a selector switch within ~0.1 s of the controller writing it.
+    wait_until(lambda: colors_served(home, ACTIVE, 20) == {"yellow": 20}, timeout=10)
     assert colors_served(home, PREVIEW, 10) == {"yellow": 10}
     view = rollwise(home, "get", "rollout", NAME, "--no-color").stdout
     assert f"{IMAGE}:yellow (stable, active)" in view

@@ -21,7 +21,7 @@ import typer
 
 from rollwise import __version__
 from rollwise.api.errors import RollwiseError, UserError
-from rollwise.cli import analysis, manage, view
+from rollwise.cli import analysis, experiments, manage, view
 from rollwise.cli.plain_params import PlainCommand, PlainGroup, use_plain_conversion
 from rollwise.cli.state import CONTEXTS, Settings, open_store, template_names
 
@@ -86,10 +86,10 @@ app = _typer(
     cls=_Commands,
 )
 get_app = _typer("Show a rollout, an experiment or an analysis run.")
-list_app = _typer("List rollouts or analysis runs.")
+list_app = _typer("List rollouts, experiments or analysis runs.")
 set_app = _typer("Change a rollout's pod template.")
-retry_app = _typer("Retry an aborted rollout.")
-terminate_app = _typer("Terminate an analysis run.")
+retry_app = _typer("Retry an aborted rollout, or an experiment.")
+terminate_app = _typer("Terminate an analysis run or an experiment.")
 create_app = _typer("Create a resource in the local store.")
 create_secret_app = _typer("Create a secret.")
 app.add_typer(get_app, name="get")
@@ -138,7 +138,10 @@ def _register(group: typer.Typer, names: tuple[str, ...], verb: Callable[..., No
 
 _register(app, ("apply",), manage.apply)
 _register(get_app, ("rollout", "ro", "rollouts"), view.get_rollout)
-_register(get_app, ("experiment", "exp"), view.get_experiment)
+_register(get_app, ("experiment", "exp", "experiments"), experiments.get_experiment)
+_register(list_app, ("experiments", "experiment", "exp"), experiments.list_experiments)
+_register(terminate_app, ("experiment", "exp", "experiments"), experiments.terminate_experiment)
+_register(retry_app, ("experiment", "exp", "experiments"), experiments.retry_experiment)
 _register(list_app, ("rollouts", "rollout", "ro"), view.list_rollouts)
 _register(app, ("status",), view.status)
 _register(set_app, ("image",), manage.set_image)

@@ -36,6 +36,7 @@ from typing import Any, Protocol
 
 from rollwise.api.errors import UserError
 from rollwise.controller.analysis import AnalysisRunReconciler
+from rollwise.controller.experiments import ExperimentReconciler
 from rollwise.controller.http import ControllerHTTPServer
 from rollwise.controller.metrics import DELETED_GRACE_SECONDS, ControllerMetrics
 from rollwise.controller.reconciler import Outcome, RolloutReconciler
@@ -44,7 +45,7 @@ from rollwise.core.timestamps import Clock, SystemClock
 from rollwise.platforms.local.dataplane import DataPlane
 from rollwise.platforms.local.executor import (
     LocalExecutor,
-    rollout_keys_for_change,
+    owner_keys_for_change,
     rollout_keys_for_workload,
 )
 from rollwise.platforms.local.jobs import LocalJobRunner
@@ -126,6 +127,7 @@ class LocalController:
         self.reconcilers: dict[str, Reconciler] = {
             "Rollout": RolloutReconciler(self.store, self.executor, clock=self.clock),
             "AnalysisRun": AnalysisRunReconciler(self.store, clock=self.clock, services=services),
+            "Experiment": ExperimentReconciler(self.store, self.executor, clock=self.clock),
         }
         self.queue = WorkQueue()
         self.metrics = ControllerMetrics(
@@ -226,9 +228,9 @@ class LocalController:
             namespace = change.namespace or "default"
             if change.kind in self.reconcilers:
                 self.queue.add(object_key(change.kind, namespace, change.name))
-            if change.kind in ("ReplicaSet", "AnalysisRun"):
+            if change.kind in ("ReplicaSet", "AnalysisRun", "Experiment"):
                 obj = self.store.get(change.kind, change.name, namespace)
-                for owner in rollout_keys_for_change(change.kind, obj):
+                for owner in owner_keys_for_change(change.kind, obj):
                     self.queue.add(owner)
                 if obj is None:  # deleted: its owner is unknown now, look at every rollout
                     self._queue_rollouts(namespace)
@@ -254,12 +256,14 @@ class LocalController:
         for ref in pod.get("metadata", {}).get("ownerReferences") or ():
             if ref.get("kind") == "ReplicaSet":
                 replica_set = self.store.get("ReplicaSet", ref.get("name", ""), namespace)
-                owners.extend(rollout_keys_for_change("ReplicaSet", replica_set))
+                owners.extend(owner_keys_for_change("ReplicaSet", replica_set))
         return owners
 
     def _queue_rollouts(self, namespace: str) -> None:
-        for rollout in self.store.list("Rollout", namespace):
-            self.queue.add(key_of(rollout))
+        # (and the Experiments, which own ReplicaSets and AnalysisRuns too)
+        for kind in ("Rollout", "Experiment"):
+            for owner in self.store.list(kind, namespace):
+                self.queue.add(key_of(owner))
 
     def _reconcile_due(self, now: float) -> None:
         """Start a reconcile task for every key that is due. Keys of one object never run
