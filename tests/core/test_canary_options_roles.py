@@ -18,8 +18,10 @@ from tests.core.canary_world import (
     routed_rollout,
     seed_rollout,
 )
+from tests.core.test_commands import merge_apply
 
 from rollwise.core import actions as act
+from rollwise.core.commands import undo_patch
 from rollwise.core.observed import Observed
 from rollwise.core.rollouts import decide
 
@@ -147,6 +149,24 @@ def test_metadata_it_did_not_inject_is_left_alone() -> None:
     world.settle()
     assert blue["spec"]["template"]["metadata"]["labels"]["owner"] == "someone-else"
     assert "role" not in blue["spec"]["template"]["metadata"]["labels"]
+
+
+def test_undo_puts_back_a_template_without_its_role_metadata() -> None:
+    world = metadata_world()
+    world.set_image(YELLOW)
+    world.settle()
+    # The stable ReplicaSet wears role=stable; undo must not copy that into the Rollout, or
+    # going back to the stable would be a new revision instead of a rollback.
+    patches = undo_patch(world.rollout.to_raw(), list(world.replica_sets.values()), None)
+
+    def undo(raw: dict[str, Any]) -> None:
+        raw["spec"] = merge_apply(raw["spec"], patches.object_patch["spec"])
+
+    world.edit(undo)
+    world.settle()
+    assert "role" not in world.rollout.to_raw()["spec"]["template"]["metadata"]["labels"]
+    assert world.messages("SkipSteps") == ["Rollback to stable ReplicaSets"]
+    assert world.sizes() == {"blue": 5}
 
 
 # --- workloadRef ---------------------------------------------------------------------------------

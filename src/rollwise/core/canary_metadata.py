@@ -22,7 +22,7 @@ from typing import Any
 from rollwise.api import models as api
 from rollwise.core import actions as act
 from rollwise.core.canary_state import CanaryFacts, Outbox
-from rollwise.core.observed import ReplicaSetView
+from rollwise.core.observed import EPHEMERAL_METADATA_ANNOTATION, ReplicaSetView
 
 PodMetadata = dict[str, dict[str, str]]
 """`{"labels": {...}, "annotations": {...}}`, empty maps left out (Argo's JSON shape)."""
@@ -102,3 +102,22 @@ def reconcile_ephemeral_metadata(facts: CanaryFacts, out: Outbox) -> None:
         )
         if recorded != desired:
             out.actions.append(act.SetEphemeralMetadata(rs.name, desired))
+
+
+def template_without_injected(replica_set: Mapping[str, Any]) -> dict[str, Any]:
+    """A ReplicaSet's pod template without the role metadata the rollout injected into it
+    (what `undo` must put back: the injected labels would make it another revision)."""
+    template = dict((replica_set.get("spec") or {}).get("template") or {})
+    annotations = (replica_set.get("metadata") or {}).get("annotations") or {}
+    injected = parse_injected(annotations.get(EPHEMERAL_METADATA_ANNOTATION))
+    if injected is None:
+        return template
+    metadata = dict(template.get("metadata") or {})
+    for key, values in injected.items():
+        kept = {k: v for k, v in (metadata.get(key) or {}).items() if k not in values}
+        if kept:
+            metadata[key] = kept
+        else:
+            metadata.pop(key, None)
+    template["metadata"] = metadata
+    return template

@@ -266,7 +266,12 @@ def undo_patch(
                 f"revision {to_revision} of rollout '{name}' not found (revisions: {listed})"
             )
         revision = to_revision
-    target = template_without_hash((by_revision[revision].get("spec") or {}).get("template") or {})
+    # Without the role metadata it wears now (canaryMetadata/stableMetadata), or the template
+    # would be a new revision instead of a rollback. (Imported here: the other commands need
+    # no models, and the CLI starts faster without them.)
+    from rollwise.core.canary_metadata import template_without_injected
+
+    target = template_without_hash(template_without_injected(by_revision[revision]))
     current = _spec(rollout).get("template") or {}
     if template_without_hash(current) == target:
         return Patches(
