@@ -348,6 +348,27 @@ def test_a_traffic_routed_abort_reports_each_verified_stage() -> None:
     assert condition(world, "AbortVerified") is None
 
 
+def test_a_controller_restarted_mid_abort_verifies_the_router_again() -> None:
+    world = deployed(routed_rollout([{"setWeight": 40}, {"pause": {}}]), router_answer=True)
+    world.set_image(YELLOW)
+    world.settle()
+    world.router_answer = False
+    world.patch_status(abort=True)
+    for _ in range(2):
+        world.reconcile()
+    # A new controller: it remembers nothing of what the router said.
+    world.router_weight = world.verified = None
+    world.router_answer = True
+    decision = world.decide()
+    assert act.SetWeight(0, hash_of(world, "yellow"), hash_of(world, "blue")) in decision.actions
+    assert act.VerifyWeight(0) in decision.actions
+    assert not any(isinstance(a, act.SwitchServiceSelector) for a in decision.actions)
+    world.settle()
+    done = condition(world, "AbortVerified")
+    assert done is not None
+    assert done["reason"] == "AbortScalingDown"
+
+
 def test_a_basic_canary_abort_starts_at_the_service_stage() -> None:
     raw = basic_rollout([{"setWeight": 40}, {"pause": {}}], canaryService="myapp-canary")
     world = deployed(raw, services={"myapp-canary": None})

@@ -253,7 +253,7 @@ class _CanaryRules:
                 report.error(
                     where, "Canary scaleDownDelaySeconds can only be used with traffic routing"
                 )
-            if canary.dynamic_stable_scale:
+            elif canary.dynamic_stable_scale:
                 report.error(
                     where, "Canary dynamicStableScale cannot be used with scaleDownDelaySeconds"
                 )

@@ -239,8 +239,10 @@ def reconcile_traffic(facts: CanaryFacts, progress: Progress, out: Outbox) -> Tr
         or prev_canary.get("serviceName") != weights["canary"].get("serviceName")
         or prev_stable.get("serviceName") != weights["stable"].get("serviceName")
         # An abort starts by rewriting (and so re-verifying) the router, even at weight 0:
-        # the managed routes it removes go out with that write.
+        # the managed routes it removes go out with that write. A controller that restarted
+        # during an abort does not know what the router holds: it writes and verifies again.
         or Trigger.ABORT in progress.fired
+        or (progress.aborted and router_weight is None)
     )
     result = Traffic(weights=weights)
     if changed:
