@@ -323,9 +323,9 @@ def test_get_experiment(applied: Cli) -> None:
     assert result.stdout.splitlines()[:3] == [
         "Name:            exp1",
         "Namespace:       default",
-        "Status:          Running",
+        "Status:          ◌ Running",
     ]
-    assert "baseline  Running  1         1      0" in result.stdout
+    assert "Σ exp1  Experiment  ◌ Running" in result.stdout
     missing = applied("get", "exp", "nope")
     assert missing.stderr == "Error: experiment 'nope' not found in namespace 'default'\n"
 
@@ -622,6 +622,7 @@ def test_help_lists_the_verbs_in_order(cli: Cli) -> None:
         "terminate",
         "lint",
         "analyze",
+        "notifications",
         "controller",
         "demo",
         "version",

@@ -17,6 +17,7 @@ from rollwise.core.canary_metadata import (
     parse_injected,
 )
 from rollwise.core.decisions import Decision
+from rollwise.core.experiments_observed import experiment_view_from_raw
 from rollwise.core.hashing import HASH_LABEL
 from rollwise.core.observed import (
     EPHEMERAL_METADATA_ANNOTATION,
@@ -59,6 +60,10 @@ class World:
     """When each ReplicaSet's oldest pod was started (a restart replaces them all at once)."""
     workload: Raw | None = None
     """The object the Rollout's workloadRef names (a Deployment), if any."""
+    experiments: dict[str, Raw] = field(default_factory=dict)
+    """Experiments the Rollout created; tests move their phase with `set_experiment_phase`."""
+    additional: tuple[Any, ...] = ()
+    """The extra destinations (weighted experiment templates) of the last SetWeight."""
 
     # --- what the controller would observe -------------------------------------------------
 
@@ -74,6 +79,7 @@ class World:
             service_selectors=dict(self.services),
             missing_templates=self.missing_templates,
             workload=copy.deepcopy(self.workload),
+            experiments=tuple(experiment_view_from_raw(r) for r in self.experiments.values()),
         )
 
     def _pods(self, rs_name: str) -> list[Raw]:
@@ -138,6 +144,7 @@ class World:
                 del self.replica_sets[action.name]
             case act.SetWeight():
                 self.router_weight, self.verified = action.weight, None
+                self.additional = action.additional
             case act.VerifyWeight():
                 self.verified = self.router_answer
             case act.SetHeaderRoute():
@@ -196,6 +203,23 @@ class World:
                     annotations.pop(EPHEMERAL_METADATA_ANNOTATION, None)
                 else:
                     annotations[EPHEMERAL_METADATA_ANNOTATION] = recorded
+            case act.CreateExperiment():
+                if action.name in self.experiments:
+                    return
+                experiment = copy.deepcopy(dict(action.experiment))
+                experiment["metadata"]["creationTimestamp"] = format_time(self.now)
+                self.experiments[action.name] = experiment
+            case act.TerminateExperiment():
+                self.experiments[action.name]["spec"]["terminate"] = True
+            case act.DeleteExperiment():
+                del self.experiments[action.name]
+            case (
+                act.CreateExperimentReplicaSet()
+                | act.CreateService()
+                | act.DeleteService()
+                | act.CreateExperimentAnalysisRun()
+            ):
+                raise AssertionError(f"an Experiment controller's action from a Rollout: {action}")
             case act.ScaleWorkload():
                 assert self.workload is not None
                 assert (self.workload["kind"], self.workload["metadata"]["name"]) == (
@@ -266,6 +290,21 @@ class World:
 
     def set_run_phase(self, name: str, phase: str, message: str = "") -> None:
         self.runs[name]["status"] = {"phase": phase, "message": message}
+
+    def set_experiment_phase(
+        self, name: str, phase: str, message: str = "", *, services: dict[str, str] | None = None
+    ) -> None:
+        """What the Experiment controller would write: its phase, and for each template
+        (`services`: template -> Service) the Service and a hash."""
+        status: Raw = {"phase": phase}
+        if message:
+            status["message"] = message
+        if services:
+            status["templateStatuses"] = [
+                {"name": template, "serviceName": service, "podTemplateHash": f"h-{template}"}
+                for template, service in services.items()
+            ]
+        self.experiments[name]["status"] = status
 
     # --- reading ---------------------------------------------------------------------------
 

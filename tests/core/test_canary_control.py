@@ -259,7 +259,8 @@ def blue_green() -> dict[str, Any]:
 
 
 def with_experiment() -> dict[str, Any]:
-    step = {"experiment": {"templates": [{"name": "c", "specRef": "canary"}]}}
+    # A weighted experiment template needs traffic routing (Argo's validation).
+    step = {"experiment": {"templates": [{"name": "c", "specRef": "canary", "weight": 20}]}}
     return basic_rollout([{"setWeight": 20}, step])
 
 
@@ -274,7 +275,8 @@ def with_experiment() -> dict[str, Any]:
         (
             with_experiment(),
             Observed(),
-            "spec.strategy.canary.steps[1].experiment: experiment steps",
+            "spec.strategy.canary.steps[1].experiment.templates[0].weight: Invalid value: 20: "
+            "Experiment template weight cannot be set unless TrafficRouting is enabled",
         ),
         (
             routed_rollout([{"setWeight": 20}]),

@@ -12,7 +12,7 @@ import os
 import sys
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -85,6 +85,7 @@ class RolloutTree:
     replica_sets: list[Raw]
     pods: list[Raw]
     analysis_runs: list[Raw]
+    experiments: list[Raw] = field(default_factory=list)
 
 
 def read_tree(store: SqliteStore | None, name: str, namespace: str) -> RolloutTree:
@@ -97,6 +98,7 @@ def read_tree(store: SqliteStore | None, name: str, namespace: str) -> RolloutTr
         replica_sets=store.list("ReplicaSet", namespace),
         pods=store.list("Pod", namespace),
         analysis_runs=store.list("AnalysisRun", namespace),
+        experiments=store.list("Experiment", namespace),
     )
 
 

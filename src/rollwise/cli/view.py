@@ -1,4 +1,4 @@
-"""The verbs that read: get rollout (once or watched), get experiment, list rollouts, status.
+"""The verbs that read: get rollout (once or watched), list rollouts, status.
 
 Who calls it: `rollwise.cli.main`, which registers these functions as typer commands. They
 read the local store, draw with `render`, and, when watching, poll the store's global revision
@@ -17,7 +17,7 @@ from typing import Annotated, Any
 
 import typer
 
-from rollwise.api.errors import NotFoundError, UserError
+from rollwise.api.errors import UserError
 from rollwise.cli.state import Settings, open_store, read_rollout, read_tree, use_color
 from rollwise.views import info, render
 
@@ -101,61 +101,8 @@ def _draw(tree: Any, *, color: bool) -> str:
         tree.analysis_runs,
         now=datetime.now(UTC),
         color=color,
+        experiments=tree.experiments,
     )
-
-
-def get_experiment(
-    ctx: typer.Context,
-    name: Annotated[str, typer.Argument(metavar="EXPERIMENT")],
-    output: Annotated[
-        str, typer.Option("--output", "-o", help="Print the object: json or yaml.")
-    ] = "",
-) -> None:
-    """Show an experiment: its phase, templates and analysis runs."""
-    settings = _settings(ctx)
-    with open_store(settings, create=False) as store:
-        experiment = store.get("Experiment", name, settings.namespace) if store else None
-        if experiment is None:
-            raise NotFoundError(
-                f"experiment '{name}' not found in namespace '{settings.namespace}'"
-            )
-    if output:
-        _print_object(experiment, output)
-        return
-    status = experiment.get("status") or {}
-    lines = [
-        f"{'Name:':<17}{name}",
-        f"{'Namespace:':<17}{settings.namespace}",
-        f"{'Status:':<17}{status.get('phase') or 'Pending'}",
-    ]
-    if status.get("message"):
-        lines.append(f"{'Message:':<17}{status['message']}")
-    rows = [["TEMPLATE", "STATUS", "REPLICAS", "READY", "AVAILABLE", "INFO"]]
-    for template in status.get("templateStatuses") or []:
-        rows.append(
-            [
-                str(template.get("name", "")),
-                str(template.get("status", "")),
-                str(template.get("replicas") or 0),
-                str(template.get("readyReplicas") or 0),
-                str(template.get("availableReplicas") or 0),
-                str(template.get("message") or ""),
-            ]
-        )
-    for run in status.get("analysisRuns") or []:
-        rows.append(
-            [
-                f"{render.ICON_ANALYSIS} {run.get('name', '')}",
-                str(run.get("phase") or ""),
-                "",
-                "",
-                "",
-                str(run.get("analysisRun") or ""),
-            ]
-        )
-    lines.append("")
-    lines.extend(render.tabulate(rows))
-    typer.echo("\n".join(lines))
 
 
 def list_rollouts(

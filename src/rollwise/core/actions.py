@@ -69,11 +69,13 @@ class RestartPods:
 
 @dataclass(frozen=True, slots=True)
 class SetWeight:
-    """Send `weight` (of maxTrafficWeight) of the traffic to the canary, the rest to stable."""
+    """Send `weight` (of maxTrafficWeight) of the traffic to the canary, each `additional`
+    destination (a running experiment template's Service) its weight, the rest to stable."""
 
     weight: int
     canary_hash: str
     stable_hash: str
+    additional: tuple[api.WeightDestination, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,6 +84,7 @@ class VerifyWeight:
     `Observed.weight_verified` (True / False / None = cannot verify)."""
 
     weight: int
+    additional: tuple[api.WeightDestination, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -174,6 +177,78 @@ class ScaleWorkload:
     replicas: int
 
 
+# --- experiments: the Rollout's side (experiment step) ---------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class CreateExperiment:
+    """Create Experiment `name` owned by the Rollout; `experiment` is the object without owner
+    (`rollwise.core.experiments_steps.experiment_object`). Creating one that exists is a no-op."""
+
+    name: str
+    experiment: Mapping[str, Any] = field(repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class TerminateExperiment:
+    """Set spec.terminate on an Experiment that is no longer needed."""
+
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class DeleteExperiment:
+    """Delete an Experiment (and what it owns) beyond the history limits or of a gone revision."""
+
+    name: str
+
+
+# --- experiments: the Experiment controller's side -------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class CreateExperimentReplicaSet:
+    """Create ReplicaSet `name` for experiment template `template_name`, owned by the
+    Experiment; `template` and `selector` (a raw LabelSelector) already carry the hash."""
+
+    name: str
+    template_name: str
+    pod_template_hash: str
+    template: Mapping[str, Any] = field(repr=False)
+    selector: Mapping[str, Any] = field(repr=False)
+    replicas: int
+    min_ready_seconds: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class CreateService:
+    """Create Service `name` owned by the Experiment, selecting `selector` (an experiment
+    template's pods), with `ports` (raw ServicePorts) and `annotations`."""
+
+    name: str
+    selector: Mapping[str, str]
+    ports: tuple[Mapping[str, Any], ...] = ()
+    annotations: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class DeleteService:
+    """Delete a Service the Experiment created (its template's pods are gone)."""
+
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class CreateExperimentAnalysisRun:
+    """Create AnalysisRun `name` owned by the Experiment from `analysis` (one template ref,
+    args already resolved from the experiment's variables)."""
+
+    name: str
+    analysis: api.RolloutAnalysis = field(repr=False)
+    labels: Mapping[str, str] = field(default_factory=dict)
+    annotations: Mapping[str, str] = field(default_factory=dict)
+
+
 Action = (
     CreateReplicaSet
     | ScaleReplicaSet
@@ -192,4 +267,11 @@ Action = (
     | EmitEvent
     | SetEphemeralMetadata
     | ScaleWorkload
+    | CreateExperiment
+    | TerminateExperiment
+    | DeleteExperiment
+    | CreateExperimentReplicaSet
+    | CreateService
+    | DeleteService
+    | CreateExperimentAnalysisRun
 )

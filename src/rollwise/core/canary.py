@@ -39,6 +39,7 @@ from rollwise.core.canary_abort import record_abort_stage
 from rollwise.core.canary_metadata import reconcile_ephemeral_metadata
 from rollwise.core.canary_state import CANARY_PAUSE, CanaryFacts, Outbox, Progress, gather_facts
 from rollwise.core.decisions import Decision
+from rollwise.core.experiments_steps import INCONCLUSIVE_EXPERIMENT, reconcile_experiments
 from rollwise.core.observed import Observed
 from rollwise.core.phases import Stage, Trigger, stage_of
 from rollwise.core.rollout_status import assemble_status
@@ -209,6 +210,8 @@ def _step_completed(
     if step.analysis is not None:
         run = progress.step_run or {}
         return run.get("status") == "Successful"
+    if step.experiment is not None:
+        return (progress.experiment or {}).get("phase") == "Successful"
     return step.set_header_route is not None or step.set_mirror_route is not None
 
 
@@ -317,6 +320,10 @@ def decide_canary(rollout: api.Rollout, observed: Observed, now: datetime) -> De
     reconcile_services(facts, progress, out)
     traffic = reconcile_traffic(facts, progress, out)
 
+    experiments = reconcile_experiments(facts, progress)
+    out.actions.extend(experiments.actions)
+    progress.experiment = experiments.current
+
     runs = reconcile_runs(_runs_context(facts, progress))
     out.actions.extend(runs.actions)
     progress.step_run = runs.step_run_status
@@ -333,6 +340,18 @@ def decide_canary(rollout: api.Rollout, observed: Observed, now: datetime) -> De
         and all(p.get("reason") != INCONCLUSIVE_PAUSE for p in progress.pauses)
     ):
         progress.fire(Trigger.PAUSE, reason=INCONCLUSIVE_PAUSE)
+        pause_added = True
+    if experiments.abort_message is not None and progress.stage is not Stage.ABORTED:
+        progress.fire(Trigger.ABORT, message=experiments.abort_message)
+        routing = facts.canary.traffic_routing
+        if routing is not None and routing.managed_routes:
+            out.actions.append(act.RemoveManagedRoutes())
+    elif (
+        experiments.pause
+        and progress.stage in (Stage.STEPPING, Stage.PAUSED)
+        and all(p.get("reason") != INCONCLUSIVE_EXPERIMENT for p in progress.pauses)
+    ):
+        progress.fire(Trigger.PAUSE, reason=INCONCLUSIVE_EXPERIMENT)
         pause_added = True
 
     if not pause_added:

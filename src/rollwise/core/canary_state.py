@@ -237,6 +237,9 @@ class Progress:
     fired: list[Trigger] = field(default_factory=list)
     stable_ping_pong: str | None = None
     """status.canary.stablePingPong: which of ping and pong is stable (pingPong only)."""
+    experiment: Raw | None = None
+    """`{"name", "phase"}` of the current experiment step's Experiment (from
+    status.canary.currentExperiment; `rollwise.core.experiments_steps`)."""
 
     @classmethod
     def start(cls, facts: RolloutFacts) -> Progress:
@@ -260,6 +263,9 @@ class Progress:
             baseline_pause_reasons=frozenset(str(p.get("reason")) for p in pauses),
             baseline_controller_pause=bool(prev.get("controllerPause")),
             stable_ping_pong=canary.get("stablePingPong"),
+            experiment=(
+                {"name": canary["currentExperiment"]} if canary.get("currentExperiment") else None
+            ),
         )
 
     @property

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
 
+from rollwise.core.experiments_observed import ExperimentView
 from rollwise.core.hashing import HASH_LABEL
 from rollwise.core.timestamps import parse_time_or_none
 
@@ -100,6 +101,8 @@ class Observed:
     mapping means the Service does not exist (the Rollout is then InvalidSpec, as in Argo)."""
     missing_templates: tuple[str, ...] = ()
     """Names of (Cluster)AnalysisTemplates the Rollout references that the store does not hold."""
+    experiments: tuple[ExperimentView, ...] = ()
+    """Experiments owned by the Rollout (experiment steps)."""
     workload: Mapping[str, Any] | None = None
     """The raw object the Rollout's `workloadRef` names (a Deployment...), None if it has no
     workloadRef or the object does not exist."""

@@ -22,6 +22,7 @@ from rollwise.core.canary_state import (
     RolloutFacts,
     selector_string,
 )
+from rollwise.core.experiments_steps import current_experiment_status
 from rollwise.core.phases import PhaseFacts, Trigger, rollout_phase
 from rollwise.core.timestamps import parse_time_or_none
 from rollwise.core.traffic import Traffic
@@ -330,6 +331,9 @@ def assemble_status(facts: CanaryFacts, progress: Progress, traffic: Traffic, ou
         canary_status["currentStepAnalysisRunStatus"] = progress.step_run
     if progress.background_run is not None:
         canary_status["currentBackgroundAnalysisRunStatus"] = progress.background_run
+    current_experiment = current_experiment_status(facts, progress)
+    if current_experiment is not None:
+        canary_status["currentExperiment"] = current_experiment
     if traffic.weights is not None:
         canary_status["weights"] = traffic.weights
     status["canary"] = canary_status

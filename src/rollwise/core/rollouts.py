@@ -23,6 +23,7 @@ from rollwise.core.bluegreen_spec import blue_green_problem
 from rollwise.core.canary import decide_canary
 from rollwise.core.canary_spec import canary_option_problem
 from rollwise.core.decisions import Decision
+from rollwise.core.experiments_steps import experiment_step_problem
 from rollwise.core.observed import Observed
 from rollwise.core.steps import KNOWN_STEP_KINDS, pause_seconds, step_kind
 from rollwise.core.timestamps import format_time
@@ -51,11 +52,6 @@ def _canary_problem(canary: api.CanaryStrategy, observed: Observed) -> str | Non
     for i, step in enumerate(canary.steps or ()):
         where = f"spec.strategy.canary.steps[{i}]"
         kind = step_kind(step)
-        if kind == "experiment":
-            return (
-                f"{where}.experiment: experiment steps are {NOT_YET} "
-                "(they come with the Experiment controller)"
-            )
         if kind == "plugin":
             return f"{where}.plugin: step plugins are {NOT_YET}"
         if kind not in KNOWN_STEP_KINDS:
@@ -75,6 +71,9 @@ def _canary_problem(canary: api.CanaryStrategy, observed: Observed) -> str | Non
         if service and service not in observed.service_selectors:
             field = "canaryService" if service == canary.canary_service else "stableService"
             return f'spec.strategy.canary.{field}: service "{service}" not found'
+    experiment_problem = experiment_step_problem(canary, observed.missing_templates)
+    if experiment_problem is not None:
+        return experiment_problem
     missing = set(observed.missing_templates)
     for where, analysis in _analyses(canary):
         for ref in analysis.templates or ():

@@ -21,6 +21,7 @@ from rollwise.core import actions as act
 from rollwise.core import replicas as math
 from rollwise.core import steps as st
 from rollwise.core.canary_state import CanaryFacts, Outbox, Progress, Raw, abort_delay
+from rollwise.core.experiments_steps import weighted_destinations
 from rollwise.core.observed import ReplicaSetView
 from rollwise.core.phases import Trigger
 
@@ -228,6 +229,11 @@ def reconcile_traffic(facts: CanaryFacts, progress: Progress, out: Outbox) -> Tr
         weights["canary"]["serviceName"] = facts.canary_service
     if facts.stable_service:
         weights["stable"]["serviceName"] = facts.stable_service
+    additional = weighted_destinations(facts, progress)
+    if additional:
+        # A running weighted experiment step: its templates' Services take their share.
+        weights["additional"] = [destination.to_raw() for destination in additional]
+        weights["stable"]["weight"] -= sum(destination.weight for destination in additional)
 
     router_weight = facts.observed.current_router_weight
     known_weight = router_weight if router_weight is not None else prev_canary.get("weight")
@@ -243,11 +249,12 @@ def reconcile_traffic(facts: CanaryFacts, progress: Progress, out: Outbox) -> Tr
         # during an abort does not know what the router holds: it writes and verifies again.
         or Trigger.ABORT in progress.fired
         or (progress.aborted and router_weight is None)
+        or (previous.get("additional") or []) != weights.get("additional", [])
     )
     result = Traffic(weights=weights)
     if changed:
-        out.actions.append(act.SetWeight(desired, canary_hash, stable_hash))
-        out.actions.append(act.VerifyWeight(desired))
+        out.actions.append(act.SetWeight(desired, canary_hash, stable_hash, additional))
+        out.actions.append(act.VerifyWeight(desired, additional))
         if not previous:
             out.event("TrafficWeightUpdated", f"Traffic weight updated to {desired}")
         elif prev_canary.get("weight") != desired:
@@ -260,7 +267,7 @@ def reconcile_traffic(facts: CanaryFacts, progress: Progress, out: Outbox) -> Tr
         verified = facts.observed.weight_verified
         old_pods_left = any(rs.replicas for rs in facts.others)
         if verified is False and (not progress.fully_promoted or old_pods_left):
-            out.actions.append(act.VerifyWeight(desired))
+            out.actions.append(act.VerifyWeight(desired, additional))
             out.requeue.append(VERIFY_RETRY_SECONDS)
             result.verify_pending = True
         if verified is not None:

@@ -14,6 +14,7 @@ from datetime import datetime
 from typing import Any
 
 from rollwise.views import info
+from rollwise.views.experiment_info import ExperimentInfo, experiment_infos
 from rollwise.views.info import AnalysisRunInfo, ReplicaSetInfo
 from rollwise.views.judge_info import judge_lines
 
@@ -23,6 +24,7 @@ ICON_REPLICA_SET = "⧉"
 ICON_POD = "□"
 ICON_ANALYSIS = "α"
 ICON_JOB = "⊞"
+ICON_EXPERIMENT = "Σ"
 
 RED, GREEN, YELLOW, HI_BLUE = 31, 32, 33, 94
 _COLORS = {
@@ -106,14 +108,17 @@ def render_rollout(
     *,
     now: datetime,
     color: bool,
+    experiments: Sequence[Mapping[str, Any]] = (),
 ) -> str:
     """The header block and the revision tree of one rollout (reference 5.2).
 
-    The lists may hold objects of other rollouts: only those the rollout owns are drawn.
+    The lists may hold objects of other rollouts: only those the rollout owns are drawn, with
+    its Experiments (`Σ`, and what they own) under their revision.
     """
     paint = Painter(color=color)
     rs_infos = info.replica_set_infos(rollout, replica_sets, pods, now=now)
     run_infos = info.analysis_run_infos(rollout, analysis_runs, rs_infos, replica_sets, now=now)
+    exp_infos = experiment_infos(rollout, experiments, replica_sets, pods, analysis_runs, now=now)
     phase, message = info.rollout_phase(rollout)
     icon = info.rollout_icon(phase)
     status = rollout.get("status") or {}
@@ -132,7 +137,7 @@ def render_rollout(
         lines.append(_field("  SetWeight:", info.set_weight(rollout)))
         lines.append(_field("  ActualWeight:", info.actual_weight(rollout, rs_infos)))
     lines.extend(judge_lines(rollout, analysis_runs, now=now))
-    for index, image in enumerate(info.images(rs_infos)):
+    for index, image in enumerate(_with_experiment_images(info.images(rs_infos), exp_infos)):
         text = image.image
         if image.tags:
             text += " (" + ", ".join(paint.word(tag) for tag in image.tags) + ")"
@@ -144,7 +149,11 @@ def render_rollout(
     lines.append(_field("  Ready:", int(status.get("readyReplicas") or 0)))
     lines.append(_field("  Available:", int(status.get("availableReplicas") or 0)))
     lines.append("")
-    lines.extend(tabulate(_tree_rows(rollout, phase, icon, rs_infos, run_infos, paint, now=now)))
+    lines.extend(
+        tabulate(
+            _tree_rows(rollout, phase, icon, rs_infos, run_infos, paint, now=now, exps=exp_infos)
+        )
+    )
     return "\n".join(lines) + "\n"
 
 
@@ -157,6 +166,7 @@ def _tree_rows(
     paint: Painter,
     *,
     now: datetime,
+    exps: Sequence[ExperimentInfo] = (),
 ) -> list[list[str]]:
     rows = [
         ["NAME", "KIND", "STATUS", "AGE", "INFO"],
@@ -169,19 +179,25 @@ def _tree_rows(
         ],
     ]
     revisions = sorted(
-        {i.revision for i in rs_infos} | {r.revision for r in run_infos}, reverse=True
+        {i.revision for i in rs_infos}
+        | {r.revision for r in run_infos}
+        | {e.revision for e in exps},
+        reverse=True,
     )
     for position, revision in enumerate(revisions):
         prefix, sub_prefix = _prefixes(position == len(revisions) - 1, "")
         rows.append([f"{prefix}{ICON_REVISION} revision:{revision}", "", "", "", ""])
-        children: list[ReplicaSetInfo | AnalysisRunInfo] = [
+        children: list[ReplicaSetInfo | ExperimentInfo | AnalysisRunInfo] = [
             *(i for i in rs_infos if i.revision == revision),
+            *(e for e in exps if e.revision == revision),
             *(r for r in run_infos if r.revision == revision),
         ]
         for index, child in enumerate(children):
             child_prefix, child_sub = _prefixes(index == len(children) - 1, sub_prefix)
             if isinstance(child, ReplicaSetInfo):
                 rows.extend(_replica_set_rows(child, child_prefix, child_sub, paint))
+            elif isinstance(child, ExperimentInfo):
+                rows.extend(experiment_rows(child, child_prefix, child_sub, paint))
             else:
                 rows.extend(_analysis_run_rows(child, child_prefix, child_sub, paint))
     return rows
@@ -255,6 +271,43 @@ def _analysis_run_rows(
     return rows
 
 
+def experiment_rows(
+    experiment: ExperimentInfo, prefix: str, sub_prefix: str, paint: Painter
+) -> list[list[str]]:
+    """The `Σ` row of an Experiment, its ReplicaSets (with pods) and AnalysisRuns below."""
+    rows = [
+        [
+            f"{prefix}{ICON_EXPERIMENT} {paint.as_status(experiment.name, experiment.status)}",
+            "Experiment",
+            f"{paint.word(experiment.icon)} {experiment.status}",
+            experiment.age,
+            "",
+        ]
+    ]
+    children: list[ReplicaSetInfo | AnalysisRunInfo] = [
+        *experiment.replica_sets,
+        *experiment.analysis_runs,
+    ]
+    for index, child in enumerate(children):
+        child_prefix, child_sub = _prefixes(index == len(children) - 1, sub_prefix)
+        if isinstance(child, ReplicaSetInfo):
+            rows.extend(_replica_set_rows(child, child_prefix, child_sub, paint))
+        else:
+            rows.extend(_analysis_run_rows(child, child_prefix, child_sub, paint))
+    return rows
+
+
+def _with_experiment_images(
+    images: list[info.ImageInfo], experiments: Sequence[ExperimentInfo]
+) -> list[info.ImageInfo]:
+    """The rollout's images plus its experiments', each tagged with its template names."""
+    found = {image.image: image.tags for image in images}
+    for experiment in experiments:
+        for image in experiment.images:
+            found[image.image] = tuple(dict.fromkeys((*found.get(image.image, ()), *image.tags)))
+    return [info.ImageInfo(image, tags) for image, tags in sorted(found.items())]
+
+
 def render_rollout_list(rollouts: Sequence[Mapping[str, Any]], *, all_namespaces: bool) -> str:
     """The `list rollouts` table; `-` for the step and weight of a blue-green rollout."""
     header = ["NAME", "STRATEGY", "STATUS", "STEP", "SET-WEIGHT", "READY", "DESIRED"]
@@ -293,3 +346,7 @@ def status_line(rollout: Mapping[str, Any]) -> str:
     """One line of `rollwise status`: the phase, and the message when there is one."""
     phase, message = info.rollout_phase(rollout)
     return f"{phase} - {message}" if message else phase
+
+
+field_line = _field
+"""`Label:` and its value at column 18 (shared with `rollwise.views.experiment_render`)."""

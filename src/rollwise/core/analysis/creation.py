@@ -13,16 +13,29 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 from rollwise.api import models as api
 from rollwise.api.errors import UserError
-from rollwise.core.actions import CreateAnalysisRun
 from rollwise.core.analysis.args import merge_templates
 from rollwise.core.timestamps import format_time
 
 Template = api.AnalysisTemplate | api.ClusterAnalysisTemplate
 TemplateLookup = Callable[[api.AnalysisTemplateRef], Template | None]
+
+
+class RunRequest(Protocol):
+    """What a run is built from: `CreateAnalysisRun` (a Rollout's) or
+    `CreateExperimentAnalysisRun` (an Experiment's)."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def analysis(self) -> api.RolloutAnalysis: ...
+    @property
+    def labels(self) -> Mapping[str, str]: ...
+    @property
+    def annotations(self) -> Mapping[str, str]: ...
 
 
 def rollout_field(rollout: Mapping[str, Any], field_path: str) -> str | None:
@@ -88,13 +101,14 @@ def owner_reference(owner: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def analysis_run_object(
-    action: CreateAnalysisRun,
+    action: RunRequest,
     *,
     rollout: Mapping[str, Any],
     lookup: TemplateLookup,
     now: datetime,
 ) -> dict[str, Any]:
-    """The raw AnalysisRun to create for `action`, owned by `rollout`."""
+    """The raw AnalysisRun to create for `action`, owned by `rollout` (the Rollout or the
+    Experiment that asks for it; its fields are what `fieldRef` args read)."""
     metadata = rollout.get("metadata") or {}
     annotations = dict(action.annotations)
     spec: dict[str, Any] = {"metrics": []}

@@ -23,6 +23,7 @@ from rollwise.api.models import (
     AnalysisTemplate,
     AnalysisTemplateRef,
     ClusterAnalysisTemplate,
+    Experiment,
     Rollout,
     RolloutAnalysis,
 )
@@ -35,6 +36,8 @@ from rollwise.core.canary_metadata import (
     parse_injected,
 )
 from rollwise.core.canary_state import role_services
+from rollwise.core.experiments import ExperimentObserved
+from rollwise.core.experiments_observed import experiment_view_from_raw
 from rollwise.core.hashing import HASH_LABEL
 from rollwise.core.observed import (
     EPHEMERAL_METADATA_ANNOTATION,
@@ -47,6 +50,7 @@ from rollwise.core.observed import (
 )
 from rollwise.core.timestamps import Clock, format_time
 from rollwise.core.workloads import resolve_workload
+from rollwise.platforms.local import experiments
 from rollwise.platforms.local.dataplane import DataPlane, LocalRouter
 from rollwise.platforms.local.dataplane_config import service_backends
 from rollwise.platforms.local.pods import PodSupervisor
@@ -125,6 +129,9 @@ class LocalExecutor:
             service_selectors=services,
             missing_templates=tuple(self._missing_templates(rollout)),
             workload=self._workload(rollout),
+            experiments=tuple(
+                experiment_view_from_raw(e) for e in self.owned("Experiment", rollout)
+            ),
         )
 
     def _workload(self, rollout: Rollout) -> RawObject | None:
@@ -156,12 +163,20 @@ class LocalExecutor:
         if blue_green is not None:
             promotion = (blue_green.pre_promotion_analysis, blue_green.post_promotion_analysis)
             analyses += [analysis for analysis in promotion if analysis is not None]
+        refs = [ref for analysis in analyses for ref in analysis.templates or ()]
+        for step in (canary.steps or ()) if canary is not None else ():
+            for experiment_analysis in (step.experiment.analyses or ()) if step.experiment else ():
+                refs.append(
+                    AnalysisTemplateRef(
+                        template_name=experiment_analysis.template_name,
+                        cluster_scope=experiment_analysis.cluster_scope,
+                    )
+                )
         missing: list[str] = []
-        for analysis in analyses:
-            for ref in analysis.templates or ():
-                absent = self._template(ref, rollout.namespace) is None
-                if absent and ref.template_name not in missing:
-                    missing.append(ref.template_name)
+        for ref in refs:
+            absent = self._template(ref, rollout.namespace) is None
+            if absent and ref.template_name not in missing:
+                missing.append(ref.template_name)
         return missing
 
     # --- routing ----------------------------------------------------------------------------
@@ -244,14 +259,16 @@ class LocalExecutor:
                     },
                 )
                 await self.refresh_endpoints()
-            case act.SetWeight(weight=weight):
+            case act.SetWeight(weight=weight, additional=additional):
                 router = self.router(rollout)
                 if router is not None:
-                    await router.set_weight(weight)
+                    await router.set_weight(weight, additional)
                 memory.weight, memory.verified = weight, None
-            case act.VerifyWeight(weight=weight):
+            case act.VerifyWeight(weight=weight, additional=additional):
                 router = self.router(rollout)
-                memory.verified = None if router is None else await router.verify_weight(weight)
+                memory.verified = (
+                    None if router is None else await router.verify_weight(weight, additional)
+                )
             case act.SetHeaderRoute(route=route):
                 router = self.router(rollout)
                 if router is not None:
@@ -284,6 +301,17 @@ class LocalExecutor:
                 self._set_ephemeral_metadata(name, namespace, metadata)
             case act.ScaleWorkload(kind=kind, name=name, replicas=replicas):
                 self.store.patch(kind, name, namespace, merge={"spec": {"replicas": replicas}})
+            case act.CreateExperiment():
+                # An existing one was created by a reconcile whose status write was lost.
+                with contextlib.suppress(ConflictError):
+                    self.store.create(experiments.experiment_object(action, rollout_raw))
+            case act.TerminateExperiment(name=name):
+                with contextlib.suppress(NotFoundError):
+                    self.store.patch(
+                        "Experiment", name, namespace, merge={"spec": {"terminate": True}}
+                    )
+            case act.DeleteExperiment(name=name):
+                experiments.delete_experiment(self.store, namespace, name)
             case act.EmitEvent(type=event_type, reason=reason, message=message):
                 self.store.record_event(
                     kind="Rollout",
@@ -294,6 +322,77 @@ class LocalExecutor:
                     message=message,
                     at=self.clock.now(),
                 )
+
+    def observe_experiment(self, experiment: Experiment) -> ExperimentObserved:
+        """What an Experiment's decision starts from: the objects it owns."""
+        return experiments.observe_experiment(self.store, experiment)
+
+    async def execute_for_experiment(self, experiment_raw: RawObject, action: act.Action) -> None:
+        """Execute one action of an Experiment's decision (`rollwise.core.experiments`)."""
+        metadata = experiment_raw.get("metadata") or {}
+        namespace = metadata.get("namespace") or "default"
+        match action:
+            case act.CreateExperimentReplicaSet():
+                # An existing one was created by a reconcile whose status write was lost.
+                with contextlib.suppress(ConflictError):
+                    self.store.create(experiments.template_replica_set(action, experiment_raw))
+            case act.ScaleReplicaSet(name=name, replicas=replicas, scale_down_deadline=deadline):
+                deadline_text = None if deadline is None else format_time(deadline)
+                self.store.patch(
+                    "ReplicaSet",
+                    name,
+                    namespace,
+                    merge={
+                        "metadata": {
+                            "annotations": {SCALE_DOWN_DEADLINE_ANNOTATION: deadline_text}
+                        },
+                        "spec": {"replicas": replicas},
+                    },
+                )
+            case act.CreateService():
+                with contextlib.suppress(ConflictError):
+                    self.store.create(experiments.template_service(action, experiment_raw))
+                await self.refresh_endpoints()
+            case act.DeleteService(name=name):
+                self.store.delete("Service", name, namespace)
+                await self.refresh_endpoints()
+            case act.CreateExperimentAnalysisRun():
+                run = analysis_run_object(
+                    action,
+                    rollout=experiment_raw,
+                    lookup=lambda ref: experiments.template_model(self.store, ref, namespace),
+                    now=self.clock.now(),
+                )
+                with contextlib.suppress(ConflictError):
+                    self.store.create(run)
+            case act.TerminateAnalysisRun(name=name):
+                with contextlib.suppress(NotFoundError):
+                    self.store.patch(
+                        "AnalysisRun", name, namespace, merge={"spec": {"terminate": True}}
+                    )
+            case act.EmitEvent(type=event_type, reason=reason, message=message):
+                self.store.record_event(
+                    kind="Experiment",
+                    name=str(metadata.get("name", "")),
+                    namespace=namespace,
+                    type=event_type,
+                    reason=reason,
+                    message=message,
+                    at=self.clock.now(),
+                )
+                for rollout_name in experiments.rollout_owners(experiment_raw):
+                    if experiments.is_run_phase_event(reason):
+                        # Argo (#4009) repeats a run's new phase on the Rollout of an experiment
+                        # step, as a Warning, so notifications subscribed there hear of it.
+                        self.store.record_event(
+                            kind="Rollout",
+                            name=rollout_name,
+                            namespace=namespace,
+                            type="Warning",
+                            reason=reason,
+                            message=message,
+                            at=self.clock.now(),
+                        )
 
     def _template_model(
         self, ref: AnalysisTemplateRef, namespace: str
@@ -396,6 +495,21 @@ def rollout_keys_for_change(kind: str, obj: Mapping[str, Any] | None) -> Sequenc
         f"Rollout/{namespace}/{ref.get('name')}"
         for ref in metadata.get("ownerReferences") or ()
         if ref.get("kind") == "Rollout"
+    ]
+
+
+def owner_keys_for_change(kind: str, obj: Mapping[str, Any] | None) -> Sequence[str]:
+    """The work-queue keys of the Rollouts and Experiments to reconcile when an object of
+    `kind` changed: its owners of those kinds (an Experiment's owner is a Rollout, a template
+    ReplicaSet's or AnalysisRun's an Experiment)."""
+    if obj is None:
+        return ()
+    metadata = obj.get("metadata", {})
+    namespace = metadata.get("namespace") or "default"
+    return [
+        f"{ref.get('kind')}/{namespace}/{ref.get('name')}"
+        for ref in metadata.get("ownerReferences") or ()
+        if ref.get("kind") in ("Rollout", "Experiment")
     ]
 
 

@@ -1,0 +1,156 @@
+"""The experiment verbs: get experiment (once or watched), list experiments, terminate
+experiment, retry experiment (reference 5.1).
+
+Who calls it: `rollwise.cli.main`, which registers these functions as typer commands. Reads go
+through the local store and `rollwise.views.experiment_render`; the writes are the ones Argo's
+CLI makes (`spec.terminate: true`; the whole `status` cleared for a retry), so the controller
+sees the same request whichever tool made it. Like `view`, this module is on the CLI's start-up
+path and imports neither the models nor the core.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from rollwise.api.errors import NotFoundError, UserError
+from rollwise.cli.state import Settings, open_store, use_color
+from rollwise.views.experiment_render import render_experiment, render_experiment_list
+
+if TYPE_CHECKING:
+    from rollwise.platforms.local.store import SqliteStore
+
+ExperimentName = Annotated[
+    str, typer.Argument(metavar="EXPERIMENT", help="Name of the experiment.")
+]
+_POLL_SECONDS = 0.1
+_MIN_REDRAW_SECONDS = 0.2
+_REFRESH_SECONDS = 1.0
+_CLEAR = "\033[H\033[2J\033[0;0H"
+
+
+def _settings(ctx: typer.Context) -> Settings:
+    settings = ctx.obj
+    assert isinstance(settings, Settings)
+    return settings
+
+
+def _missing(name: str, namespace: str) -> NotFoundError:
+    return NotFoundError(f"experiment '{name}' not found in namespace '{namespace}'")
+
+
+def _read(store: SqliteStore | None, name: str, namespace: str) -> dict[str, Any]:
+    experiment = store.get("Experiment", name, namespace) if store is not None else None
+    if experiment is None:
+        raise _missing(name, namespace)
+    return experiment
+
+
+def _draw(store: SqliteStore, experiment: dict[str, Any], namespace: str, *, color: bool) -> str:
+    return render_experiment(
+        experiment,
+        store.list("ReplicaSet", namespace),
+        store.list("Pod", namespace),
+        store.list("AnalysisRun", namespace),
+        now=datetime.now(UTC),
+        color=color,
+    )
+
+
+def get_experiment(
+    ctx: typer.Context,
+    name: ExperimentName,
+    watch: Annotated[
+        bool, typer.Option("--watch", "-w", help="Redraw as the experiment changes.")
+    ] = False,
+    output: Annotated[
+        str, typer.Option("--output", "-o", help="Print the object: json or yaml.")
+    ] = "",
+    no_color: Annotated[
+        bool, typer.Option("--no-color", help="Do not colourize the output.")
+    ] = False,
+) -> None:
+    """Show an experiment: its phase, templates (ReplicaSets and pods) and analysis runs."""
+    settings = _settings(ctx)
+    namespace = settings.namespace
+    color = use_color(no_color)
+    with open_store(settings, create=False) as store:
+        experiment = _read(store, name, namespace)
+        assert store is not None  # _read found the experiment in it
+        if output == "json":
+            typer.echo(json.dumps(experiment, indent=2, ensure_ascii=False))
+            return
+        if output == "yaml":
+            import yaml
+
+            typer.echo(yaml.safe_dump(experiment, sort_keys=False, allow_unicode=True), nl=False)
+            return
+        if output:
+            raise UserError(f"unknown output format '{output}': expected json or yaml")
+        if not watch:
+            typer.echo(_draw(store, experiment, namespace, color=color), nl=False)
+            return
+        seen_revision, drawn_at = -1, float("-inf")
+        try:
+            while True:
+                revision = store.revision()
+                since = time.monotonic() - drawn_at
+                changed = revision != seen_revision
+                if (changed and since >= _MIN_REDRAW_SECONDS) or since >= _REFRESH_SECONDS:
+                    if changed:
+                        experiment = _read(store, name, namespace)
+                    sys.stdout.write(_CLEAR + _draw(store, experiment, namespace, color=color))
+                    sys.stdout.flush()
+                    seen_revision, drawn_at = revision, time.monotonic()
+                time.sleep(_POLL_SECONDS)
+        except KeyboardInterrupt:
+            pass
+
+
+def list_experiments(
+    ctx: typer.Context,
+    all_namespaces: Annotated[
+        bool,
+        typer.Option("--all-namespaces", "-A", help="List the experiments of every namespace."),
+    ] = False,
+) -> None:
+    """List experiments: status, duration, time remaining and age."""
+    settings = _settings(ctx)
+    with open_store(settings, create=False) as store:
+        namespace = None if all_namespaces else settings.namespace
+        experiments = store.list("Experiment", namespace) if store is not None else []
+    if not experiments:
+        where = "" if all_namespaces else f" in namespace '{settings.namespace}'"
+        typer.echo(f"No experiments found{where}.", err=True)
+        return
+    text = render_experiment_list(experiments, all_namespaces=all_namespaces, now=datetime.now(UTC))
+    typer.echo(text, nl=False)
+
+
+def terminate_experiment(ctx: typer.Context, name: ExperimentName) -> None:
+    """Terminate an experiment: its templates scale down and its analysis runs are terminated."""
+    settings = _settings(ctx)
+    with open_store(settings, create=False) as store:
+        if store is None:
+            raise _missing(name, settings.namespace)
+        with store.transaction():
+            _read(store, name, settings.namespace)
+            store.patch("Experiment", name, settings.namespace, merge={"spec": {"terminate": True}})
+    typer.echo(f"experiment '{name}' terminated")
+
+
+def retry_experiment(ctx: typer.Context, name: ExperimentName) -> None:
+    """Retry an experiment: its status is cleared and it starts over."""
+    settings = _settings(ctx)
+    with open_store(settings, create=False) as store:
+        if store is None:
+            raise _missing(name, settings.namespace)
+        with store.transaction():
+            experiment = _read(store, name, settings.namespace)
+            store.update_status({**experiment, "status": None})
+    typer.echo(f"experiment '{name}' restarted")
