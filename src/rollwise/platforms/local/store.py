@@ -515,6 +515,25 @@ class SqliteStore:
         rows = self._execute(sql, params).fetchall()
         return [_event_object(row) for row in reversed(rows)]
 
+    def event_counter(self) -> int:
+        """The event counter: every event recorded, or repeated, takes the next value."""
+        row = self._execute("SELECT value FROM counters WHERE name = 'event'").fetchone()
+        return int(row[0])
+
+    def events_since(
+        self, counter: int, *, limit: int = 500
+    ) -> builtins.list[tuple[int, RawObject]]:
+        """Events recorded or repeated after `counter`, oldest first, each with the counter
+        value of its latest recording: a reader that keeps the last value sees each recording
+        once (the notifier's feed). A repeat moves an event forward, so two repeats between
+        reads are seen once, with their count."""
+        rows = self._execute(
+            "SELECT id, namespace, kind, name, type, reason, message, count, first_at, last_at,"
+            " touched FROM events WHERE touched > ? ORDER BY touched LIMIT ?",
+            (counter, limit),
+        ).fetchall()
+        return [(int(row[10]), _event_object(row[:10])) for row in rows]
+
     # --- internals ---------------------------------------------------------------------------
 
     @contextmanager
