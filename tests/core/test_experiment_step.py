@@ -338,3 +338,16 @@ def test_finished_experiments_beyond_the_history_limit_are_deleted() -> None:
     assert list(w.experiments) == [names[-1]]
     deleted = [a.name for a in w.log if isinstance(a, act.DeleteExperiment)]
     assert sorted(deleted) == sorted(names[:2])
+
+
+def test_a_successful_experiment_under_a_manual_pause_completes_the_step_once_resumed() -> None:
+    w, name = at_experiment()
+    w.edit(lambda raw: raw["spec"].update(paused=True))
+    w.set_experiment_phase(name, "Successful")
+    w.settle()
+    assert w.status["currentStepIndex"] == 1  # manually paused: the step waits
+    assert w.status["canary"]["currentExperiment"] == name
+    w.edit(lambda raw: raw["spec"].update(paused=False))
+    w.settle()
+    assert w.status["currentStepIndex"] == 3
+    assert list(w.experiments) == [name]  # the same Experiment, not a new one
