@@ -21,7 +21,7 @@ import typer
 
 from rollwise import __version__
 from rollwise.api.errors import RollwiseError, UserError
-from rollwise.cli import analysis, experiments, manage, view
+from rollwise.cli import analysis, experiments, manage, notifications, view
 from rollwise.cli.plain_params import PlainCommand, PlainGroup, use_plain_conversion
 from rollwise.cli.state import CONTEXTS, Settings, open_store, template_names
 
@@ -41,6 +41,7 @@ _HELP_ORDER = (
     "terminate",
     "lint",
     "analyze",
+    "notifications",
     "controller",
     "demo",
     "version",
@@ -99,6 +100,8 @@ app.add_typer(retry_app, name="retry")
 app.add_typer(terminate_app, name="terminate")
 app.add_typer(create_app, name="create")
 create_app.add_typer(create_secret_app, name="secret")
+notifications_app = _typer("Send the notifications a rollout subscribes to.")
+app.add_typer(notifications_app, name="notifications")
 
 
 @app.callback()
@@ -156,6 +159,7 @@ _register(list_app, ("analysisruns", "analysisrun", "ar"), analysis.list_analysi
 _register(terminate_app, ("analysisrun", "ar", "analysisruns"), analysis.terminate_analysisrun)
 _register(create_secret_app, ("generic",), analysis.create_secret_generic)
 _register(app, ("analyze",), analysis.analyze)
+_register(notifications_app, ("test",), notifications.send_test)
 
 
 # --- the rest ----------------------------------------------------------------------------------

@@ -9,6 +9,8 @@ Theory of operation. One asyncio loop owns everything in local mode:
 - the `TraefikProcess` is started or adopted and restarted if it dies;
 - each queued key is reconciled by `RolloutReconciler`, requeued when the core asks (pause
   expiry, deadlines) and backed off when it fails (capped at 10 s, as Argo does).
+- the `Notifier` (`rollwise.notify`) follows the events the store records and sends the
+  notifications the Rollouts subscribe to, in its own task;
 - with `metrics_port`, `/metrics` (Argo's series, `rollwise.controller.metrics`) and `/healthz`
   are served on loopback; every reconcile's duration and failure is counted there.
 
@@ -139,6 +141,16 @@ class LocalController:
             port=self.metrics_port,
             healthy=lambda: time.monotonic() - self._turned < STALLED_LOOP_SECONDS,
         )
+        # Imported here: jinja2 and apprise load only when a controller is built.
+        from rollwise.notify.service import local_notifier
+
+        self.notifier = local_notifier(
+            self.home,
+            self.store,
+            clock=self.clock,
+            metrics=self.metrics,
+            busy=lambda namespace, name: object_key("Rollout", namespace, name) in self._running,
+        )
         self._stopping = asyncio.Event()
         self._wake = asyncio.Event()
         self._running: dict[str, asyncio.Task[None]] = {}
@@ -177,6 +189,8 @@ class LocalController:
 
     async def run(self, *, keep_running: bool = False) -> None:
         await self.start()
+        # Notifications run beside the loop: a slow or dead service never holds a rollout.
+        notifier = asyncio.create_task(self.notifier.run(), name="notifier")
         next_pods = next_traefik = 0.0
         try:
             while not self._stopping.is_set():
@@ -196,6 +210,8 @@ class LocalController:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), self._sleep_for())
         finally:
+            notifier.cancel()
+            await asyncio.gather(notifier, return_exceptions=True)
             for task in list(self._running.values()):
                 task.cancel()
             await asyncio.gather(*self._running.values(), return_exceptions=True)
