@@ -2,8 +2,10 @@
 
 With no names every benchmark runs and `docs/benchmarks.md` is written from the results; with
 names (`python -m bench cli traffic`) only those run and their tables are printed (add
-`--output PATH` to write a report of just those). The budgets come from DESIGN.md,
-"Performance budgets"; nothing here fails on a budget: the report says within or over.
+`--output PATH` to write a report of just those, or `--update` to replace just their sections
+in `docs/benchmarks.md` and keep the others). `--live` adds the detection benchmark's live
+check (a real local controller; minutes). The budgets come from DESIGN.md, "Performance
+budgets"; nothing here fails on a budget: the report says within or over.
 """
 
 from __future__ import annotations
@@ -14,8 +16,8 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench import cli, core, memory, reconcile, traffic
-from bench.report import COMMAND, REPO, Section, machine, print_section, render
+from bench import cli, core, detection, memory, reconcile, traffic
+from bench.report import COMMAND, REPO, Section, machine, print_section, render, splice
 
 BENCHMARKS: dict[str, Callable[[], Section]] = {
     "cli": cli.run,
@@ -23,6 +25,7 @@ BENCHMARKS: dict[str, Callable[[], Section]] = {
     "reconcile": reconcile.run,
     "traffic": traffic.run,
     "memory": memory.run,
+    "detection": detection.run,
 }
 REPORT = REPO / "docs" / "benchmarks.md"
 
@@ -31,6 +34,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("names", nargs="*", metavar="NAME", help=", ".join(BENCHMARKS))
     parser.add_argument("--output", type=Path, help="where to write the Markdown report")
+    parser.add_argument(
+        "--update",
+        action="store_true",
+        help=f"replace these benchmarks' sections in {REPORT.relative_to(REPO)}, keep the rest",
+    )
+    parser.add_argument(
+        "--live", action="store_true", help="detection: also run the live check (minutes)"
+    )
     args = parser.parse_args()
     unknown = [name for name in args.names if name not in BENCHMARKS]
     if unknown:
@@ -46,13 +57,19 @@ def main() -> None:
     for name in names:
         print(f"--- {name} ...", flush=True)
         start = time.perf_counter()
-        section = BENCHMARKS[name]()
+        if name == "detection" and args.live:
+            section = detection.run(live=True)
+        else:
+            section = BENCHMARKS[name]()
         section.seconds = time.perf_counter() - start
         print_section(section)
         sections.append(section)
     if output is not None:
         output.write_text(render(sections, started=started, host=host))
         print(f"wrote {output}")
+    elif args.update:
+        REPORT.write_text(splice(REPORT.read_text(), sections))
+        print(f"updated {', '.join(s.name for s in sections)} in {REPORT}")
     print(f"total {(datetime.now(UTC) - started).total_seconds():.1f} s")
 
 

@@ -234,13 +234,35 @@ def render(
         "| benchmark | verdict |",
         "|---|---|",
     ]
-    for section in sections:
-        judged = [row for row in section.rows if row.budget is not None]
-        over = [row.case for row in judged if row.budget and not row.budget.met(row.summary)]
-        verdict = "no budget" if not judged else ("over: " + ", ".join(over) if over else "within")
-        header.append(f"| [{section.title}](#{_anchor(section.title)}) | {verdict} |")
+    header += [_index_row(section) for section in sections]
     header.append("")
     return "\n".join(header + [section.markdown() for section in sections])
+
+
+def _index_row(section: Section) -> str:
+    judged = [row for row in section.rows if row.budget is not None]
+    over = [row.case for row in judged if row.budget and not row.budget.met(row.summary)]
+    verdict = "no budget" if not judged else ("over: " + ", ".join(over) if over else "within")
+    return f"| [{section.title}](#{_anchor(section.title)}) | {verdict} |"
+
+
+def splice(report: str, sections: Sequence[Section]) -> str:
+    """`report` (a rendered `docs/benchmarks.md`) with each section's part replaced by its new
+    text, or appended (with a row in the index) when the report has none yet; the header, the
+    machine table and the other sections stay as they were."""
+    for section in sections:
+        text = section.markdown()
+        start = report.find(f"\n## {section.title}\n")
+        if start < 0:
+            lines = report.rstrip("\n").split("\n")
+            last_row = max(i for i, line in enumerate(lines) if line.startswith("| ["))
+            lines.insert(last_row + 1, _index_row(section))
+            report = "\n".join(lines) + "\n\n" + text
+            continue
+        end = report.find("\n## ", start + 1)
+        tail = "" if end < 0 else "\n" + report[end + 1 :]
+        report = report[: start + 1] + text + tail
+    return report
 
 
 def _anchor(title: str) -> str:
