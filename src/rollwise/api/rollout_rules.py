@@ -441,11 +441,16 @@ class _CanaryRules:
                 )
             _non_negative(report, (*template_path, "replicas"), template.replicas)
             if template.weight is not None:
-                if not self.has_router("alb", "smi", "istio", "plugins"):
+                if not self.routers:
                     report.error(
                         (*template_path, "weight"),
-                        "an experiment template's weight needs trafficRouting with alb, smi,"
-                        " istio or plugins",
+                        "Experiment template weight cannot be set unless TrafficRouting is enabled",
+                    )
+                elif not self.has_router("alb", "smi", "istio", "plugins"):
+                    report.error(
+                        (*template_path, "weight"),
+                        "Experiment template weight is only available for TrafficRouting with"
+                        " SMI, ALB, and Istio at this time",
                     )
                 if not 0 <= template.weight <= 100:
                     report.error(

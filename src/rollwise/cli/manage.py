@@ -160,15 +160,45 @@ def set_image(
         table = ImageTable.load(settings.home)
         with store.transaction():
             rollout = read_rollout(store, rollout_name, settings.namespace)
-            patches = set_image_patch(rollout, container, image)
+            workload = _workload(store, rollout, settings.namespace)
+            patches = set_image_patch(workload or rollout, container, image)
             template = (rollout.get("spec") or {}).get("template") or {}
             changed = patches.object_patch.get("spec", {}).get("template", {}).get("spec", {})
             new_template = {**template, "spec": {**(template.get("spec") or {}), **changed}}
             refusals = [m for m in table.check_template(new_template) if "ignored" not in m]
             if refusals:
                 raise UserError(f"rollout '{rollout_name}': {refusals[0]}")
-            _write(store, rollout_name, settings.namespace, patches)
+            if workload is not None:
+                _write_workload(store, workload, patches)
+            else:
+                _write(store, rollout_name, settings.namespace, patches)
     typer.echo(patches.note or f"rollout '{rollout_name}' image updated")
+
+
+def _workload(store: SqliteStore, rollout: Raw, namespace: str) -> Raw | None:
+    """The Deployment a `workloadRef` Rollout takes its pod template from (None without one):
+    like Argo's CLI, `set image` and `undo` then edit that object, not the Rollout."""
+    ref = (rollout.get("spec") or {}).get("workloadRef")
+    if not ref:
+        return None
+    kind, name = str(ref.get("kind") or "Deployment"), str(ref.get("name") or "")
+    workload = store.get(kind, name, namespace)
+    if workload is None:
+        raise UserError(
+            f"rollout '{rollout['metadata']['name']}' takes its pod template from {kind} "
+            f"'{name}' (spec.workloadRef), which is not in namespace '{namespace}'"
+        )
+    return workload
+
+
+def _write_workload(store: SqliteStore, workload: Raw, patches: Patches) -> None:
+    metadata = workload["metadata"]
+    store.patch(
+        str(workload["kind"]),
+        metadata["name"],
+        metadata.get("namespace") or "default",
+        merge=patches.object_patch,
+    )
 
 
 # --- promote, abort, retry, pause, restart, undo --------------------------------------------------
@@ -264,8 +294,16 @@ def undo(
                 for rs in store.list("ReplicaSet", settings.namespace)
                 if owned_by(rs, rollout, kind="Rollout")
             ]
-            patches = undo_patch(rollout, replica_sets, to_revision or None)
-            _write(store, name, settings.namespace, patches)
+            workload = _workload(store, rollout, settings.namespace)
+            if workload is None:
+                patches = undo_patch(rollout, replica_sets, to_revision or None)
+                _write(store, name, settings.namespace, patches)
+            else:
+                # Compare and write against the Deployment's template, the one the Rollout runs.
+                template = (workload.get("spec") or {}).get("template") or {}
+                current = {**rollout, "spec": {**rollout["spec"], "template": template}}
+                patches = undo_patch(current, replica_sets, to_revision or None)
+                _write_workload(store, workload, patches)
     typer.echo(patches.note or f"rollout '{name}' undo")
 
 
