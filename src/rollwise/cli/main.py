@@ -21,7 +21,7 @@ import typer
 
 from rollwise import __version__
 from rollwise.api.errors import RollwiseError, UserError
-from rollwise.cli import analysis, experiments, manage, notifications, view
+from rollwise.cli import analysis, dashboard, experiments, manage, notifications, view
 from rollwise.cli.plain_params import PlainCommand, PlainGroup, use_plain_conversion
 from rollwise.cli.state import CONTEXTS, Settings, open_store, template_names
 
@@ -43,6 +43,7 @@ _HELP_ORDER = (
     "analyze",
     "notifications",
     "controller",
+    "dashboard",
     "demo",
     "version",
 )
@@ -160,6 +161,7 @@ _register(terminate_app, ("analysisrun", "ar", "analysisruns"), analysis.termina
 _register(create_secret_app, ("generic",), analysis.create_secret_generic)
 _register(app, ("analyze",), analysis.analyze)
 _register(notifications_app, ("test",), notifications.send_test)
+_register(app, ("dashboard",), dashboard.dashboard)
 
 
 # --- the rest ----------------------------------------------------------------------------------
@@ -214,6 +216,13 @@ def controller(
             help="Port of the controller's /metrics and /healthz on 127.0.0.1 (0: off).",
         ),
     ] = 8090,
+    dashboard_port: Annotated[
+        int,
+        typer.Option(
+            "--dashboard-port",
+            help="Port of the web dashboard on 127.0.0.1 (0: off); the token is printed.",
+        ),
+    ] = 3100,
 ) -> None:
     """Run the controller in the foreground until Ctrl-C (which stops its pods and Traefik)."""
     settings = ctx.obj
@@ -227,8 +236,27 @@ def controller(
         stop_local(home=settings.home)
         typer.echo(f"stopped the pods and Traefik of {settings.home}")
         return
+    make_dashboard = None
+    if dashboard_port:
+        from rollwise.dashboard.local import dashboard_url, local_app
+        from rollwise.dashboard.server import new_token
+
+        token = new_token()
+        home = settings.home
+
+        def make_dashboard() -> Any:
+            return local_app(home, token=token, read_only=False)
+
+        url = dashboard_url(host="127.0.0.1", port=dashboard_port, token=token)
+        typer.echo(f"dashboard at {url} (token for actions: {token})")
     with contextlib.suppress(KeyboardInterrupt):
-        run_local(home=settings.home, port=port, metrics_port=metrics_port)
+        run_local(
+            home=settings.home,
+            port=port,
+            metrics_port=metrics_port,
+            dashboard_port=dashboard_port,
+            dashboard=make_dashboard,
+        )
 
 
 @app.command("demo", cls=PlainCommand)

@@ -12,7 +12,9 @@ Theory of operation. One asyncio loop owns everything in local mode:
 - the `Notifier` (`rollwise.notify`) follows the events the store records and sends the
   notifications the Rollouts subscribe to, in its own task;
 - with `metrics_port`, `/metrics` (Argo's series, `rollwise.controller.metrics`) and `/healthz`
-  are served on loopback; every reconcile's duration and failure is counted there.
+  are served on loopback; every reconcile's duration and failure is counted there;
+- with `dashboard_port` and a `dashboard` factory (the CLI passes the web dashboard's: this
+  layer may not import it), the dashboard is served on loopback too, with its own store.
 
 Kill -9 at any moment is safe: every object and the data-plane snapshot are on disk before they
 take effect, pods and Traefik run in their own sessions and are adopted by the next controller,
@@ -31,10 +33,12 @@ import logging
 import os
 import signal
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
+
+from aiohttp import web
 
 from rollwise.api.errors import UserError
 from rollwise.controller.analysis import AnalysisRunReconciler
@@ -112,6 +116,9 @@ class LocalController:
     metrics_port: int = 0
     """Port of `/metrics` and `/healthz` on loopback; 0: no HTTP server."""
     metrics_grace_seconds: float = DELETED_GRACE_SECONDS
+    dashboard_port: int = 0
+    """Port of the web dashboard on loopback; 0, or no `dashboard`: not served."""
+    dashboard: Callable[[], web.Application] | None = None
 
     def __post_init__(self) -> None:
         self.home = self.home.resolve()
@@ -156,6 +163,7 @@ class LocalController:
         self._running: dict[str, asyncio.Task[None]] = {}
         self._dirty: set[str] = set()
         self._seen_revision = 0
+        self._dashboard: web.AppRunner | None = None
 
     @property
     def url(self) -> str:
@@ -186,6 +194,20 @@ class LocalController:
                 log.warning("%s", error)
             else:
                 log.info("controller metrics at %s/metrics", self.http.url)
+        if self.dashboard_port and self.dashboard is not None:
+            await self._serve_dashboard(self.dashboard())
+
+    async def _serve_dashboard(self, app: web.Application) -> None:
+        runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=5)
+        await runner.setup()
+        try:
+            await web.TCPSite(runner, "127.0.0.1", self.dashboard_port).start()
+        except OSError as error:  # a busy port must not stop the rollouts either
+            await runner.cleanup()
+            log.warning("cannot serve the dashboard on port %s: %s", self.dashboard_port, error)
+            return
+        self._dashboard = runner
+        log.info("dashboard at http://127.0.0.1:%s/", self.dashboard_port)
 
     async def run(self, *, keep_running: bool = False) -> None:
         await self.start()
@@ -216,6 +238,8 @@ class LocalController:
                 task.cancel()
             await asyncio.gather(*self._running.values(), return_exceptions=True)
             await self.http.stop()
+            if self._dashboard is not None:
+                await self._dashboard.cleanup()
             await self.pods.shutdown(stop_pods=not keep_running)
             if not keep_running:
                 await self.traefik.stop()
@@ -352,17 +376,40 @@ def run_local(
     port: int | None = None,
     keep_running: bool = False,
     metrics_port: int = 0,
+    dashboard_port: int = 0,
+    dashboard: Callable[[], web.Application] | None = None,
 ) -> None:
     """Run the local controller until SIGINT/SIGTERM (what `rollwise controller --local` does)."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     with home_lock(home):
         asyncio.run(
-            _serve(home=home, port=port, keep_running=keep_running, metrics_port=metrics_port)
+            _serve(
+                home=home,
+                port=port,
+                keep_running=keep_running,
+                metrics_port=metrics_port,
+                dashboard_port=dashboard_port,
+                dashboard=dashboard,
+            )
         )
 
 
-async def _serve(*, home: Path, port: int | None, keep_running: bool, metrics_port: int) -> None:
-    controller = LocalController(home=home, port=port, metrics_port=metrics_port)
+async def _serve(
+    *,
+    home: Path,
+    port: int | None,
+    keep_running: bool,
+    metrics_port: int,
+    dashboard_port: int = 0,
+    dashboard: Callable[[], web.Application] | None = None,
+) -> None:
+    controller = LocalController(
+        home=home,
+        port=port,
+        metrics_port=metrics_port,
+        dashboard_port=dashboard_port,
+        dashboard=dashboard,
+    )
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, controller.stop)
