@@ -18,11 +18,15 @@ lint: setup
 	$(UV) run mypy
 	$(UV) run lint-imports
 
-# The analysis tests query a real Prometheus (Debian's package), started by the tests on loopback.
+# The analysis tests query a real Prometheus (Debian's package), started by the tests on loopback;
+# the dashboard's browser test drives Debian's headless Chromium.
 system-deps:
 	@command -v prometheus >/dev/null 2>&1 || { \
 		apt-get update -qq && \
 		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null; }
+	@command -v chromium >/dev/null 2>&1 || { \
+		apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null; }
 
 test: lint system-deps
 	$(UV) run pytest

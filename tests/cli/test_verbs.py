@@ -624,6 +624,7 @@ def test_help_lists_the_verbs_in_order(cli: Cli) -> None:
         "analyze",
         "notifications",
         "controller",
+        "dashboard",
         "demo",
         "version",
     ]
