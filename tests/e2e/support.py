@@ -93,7 +93,11 @@ class ControllerProcess:
         self.process: subprocess.Popen[bytes] | None = None
         self.log = home / "controller-test.log"
 
-    def start(self) -> None:
+    def start(self, *options: str) -> None:
+        """Start it with a relative `--home`, as a person types it (every path the controller
+        hands its children, Traefik's configuration above all, must still resolve), and no
+        metrics or dashboard port unless `options` ask for one (tests run side by side)."""
+        ports = [] if options else ["--metrics-port", "0", "--dashboard-port", "0"]
         with self.log.open("ab") as log:
             self.process = subprocess.Popen(
                 [
@@ -101,12 +105,15 @@ class ControllerProcess:
                     "-m",
                     "rollwise",
                     "--home",
-                    str(self.home),
+                    self.home.name,
                     "controller",
                     "--local",
+                    *ports,
+                    *options,
                 ],
                 stdout=log,
                 stderr=subprocess.STDOUT,
+                cwd=self.home.parent,
             )
 
     def kill(self) -> None:

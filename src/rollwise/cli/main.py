@@ -272,11 +272,34 @@ def demo(
             "against a real Prometheus (a `prometheus` binary on PATH; takes ~4 minutes).",
         ),
     ] = False,
+    dashboard_port: Annotated[
+        int,
+        typer.Option(
+            "--dashboard-port", help="Serve the web dashboard on this port while it runs (0: off)."
+        ),
+    ] = 3100,
 ) -> None:
     """Run whole canaries locally in about a minute: promoted, aborted, rolled back by analysis."""
     from rollwise.demo.scenarios import main as run_demo
 
-    result = run_demo(json_output=json_output, prometheus=prometheus)
+    dashboard = None
+    if dashboard_port:
+        from rollwise.dashboard.local import dashboard_url, local_app
+        from rollwise.dashboard.server import new_token
+
+        token = new_token()
+
+        def dashboard(home: Path) -> Any:
+            return lambda: local_app(home, token=token, read_only=False)
+
+        url = dashboard_url(host="127.0.0.1", port=dashboard_port, token=token)
+        typer.echo(f"watch the demo in the dashboard: {url}", err=True)
+    result = run_demo(
+        json_output=json_output,
+        prometheus=prometheus,
+        dashboard=dashboard,
+        dashboard_port=dashboard_port,
+    )
     if isinstance(result, int) and result:
         raise typer.Exit(result)
 

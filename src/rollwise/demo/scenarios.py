@@ -350,11 +350,28 @@ def _step_weight(rollout: dict[str, Any]) -> int | None:
     return weight
 
 
+DashboardFactory = Callable[[Path], Callable[[], Any]]
+"""Given the demo's home, the web dashboard's app factory (built by the CLI: this layer may not
+import the dashboard)."""
+
+
 class Demo:
-    def __init__(self, home: Path, *, live: bool, prometheus: bool) -> None:
+    def __init__(
+        self,
+        home: Path,
+        *,
+        live: bool,
+        prometheus: bool,
+        dashboard: DashboardFactory | None = None,
+        dashboard_port: int = 0,
+    ) -> None:
         self.home = home
         self.live = live
-        self.controller = LocalController(home=home)
+        self.controller = LocalController(
+            home=home,
+            dashboard_port=dashboard_port if dashboard is not None else 0,
+            dashboard=dashboard(home) if dashboard is not None else None,
+        )
         self.store = self.controller.store
         self.prometheus: PrometheusServer | None = None
         if prometheus:
@@ -558,8 +575,16 @@ async def _run(demo: Demo, scenarios: list[Scenario]) -> None:
             demo.prometheus.stop()
 
 
-def main(*, json_output: bool = False, prometheus: bool = False, keep: bool = False) -> int:
-    """Run the demo; 0 if every scenario ended as expected."""
+def main(
+    *,
+    json_output: bool = False,
+    prometheus: bool = False,
+    keep: bool = False,
+    dashboard: DashboardFactory | None = None,
+    dashboard_port: int = 0,
+) -> int:
+    """Run the demo; 0 if every scenario ended as expected. With `dashboard`, the local
+    controller also serves the web dashboard on `dashboard_port` while the demo runs."""
     home = Path(tempfile.mkdtemp(prefix="rollwise-demo-"))
     scenarios = [
         Scenario("canary promoted", "myapp", f"{IMAGE}:blue", f"{IMAGE}:yellow", "promoted"),
@@ -575,7 +600,13 @@ def main(*, json_output: bool = False, prometheus: bool = False, keep: bool = Fa
     ]
     error = ""
     try:
-        demo = Demo(home, live=not json_output, prometheus=prometheus)
+        demo = Demo(
+            home,
+            live=not json_output,
+            prometheus=prometheus,
+            dashboard=dashboard,
+            dashboard_port=dashboard_port,
+        )
         with home_lock(home):
             asyncio.run(_run(demo, scenarios))
     except Exception as exc:  # reported in the JSON and the exit code, never swallowed
