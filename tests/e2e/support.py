@@ -14,7 +14,7 @@ import sys
 import time
 import urllib.request
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -175,3 +175,12 @@ def colors_served(home: Path, host: str, count: int) -> Counter[str]:
         except OSError:
             served["error"] += 1
     return served
+
+
+def assert_split(served: Mapping[str, int], expected: Mapping[str, int], *, slack: int = 2) -> None:
+    """`served` matches `expected` to within `slack` requests per colour. Traefik's weighted
+    round robin is exact over a whole cycle, but a sample starts wherever the previous requests
+    left the cycle, so a split of 50/50 may read 49/51."""
+    assert set(served) == {color for color, count in expected.items() if count}, served
+    for color, count in expected.items():
+        assert abs(served.get(color, 0) - count) <= slack, (served, expected)

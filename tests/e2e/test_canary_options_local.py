@@ -18,6 +18,7 @@ import pytest
 from support import (
     IMAGE,
     ControllerProcess,
+    assert_split,
     colors_served,
     rollwise,
     store_of,
@@ -156,7 +157,7 @@ def test_dynamic_stable_scale_and_an_abort_verified_at_every_entrance(
         what="stable scaled down to 2 of 4",
     )
     assert replica_sets(home)["yellow"]["spec"]["replicas"] == 2
-    assert served(home, "myapp.localhost", 100) == {"blue": 50, "yellow": 50}
+    assert_split(served(home, "myapp.localhost", 100), {"blue": 50, "yellow": 50})
     assert served(home, "myapp.localhost", 10, **{"X-Canary": "true"}) == {"yellow": 10}
 
     rollwise(home, "abort", "myapp")
@@ -217,7 +218,7 @@ def test_ping_pong_services_swap_roles_and_the_old_stable_waits_its_delay(
         "myapp-ping",
         "myapp-pong",
     )
-    assert served(home, "myapp.localhost", 20) == {"blue": 10, "yellow": 10}
+    assert_split(served(home, "myapp.localhost", 20), {"blue": 10, "yellow": 10})
     assert served(home, "myapp-ping.localhost", 5) == {"yellow": 5}
     assert served(home, "myapp-pong.localhost", 5) == {"blue": 5}
     tree = rollwise(home, "get", "rollout", "myapp", "--no-color").stdout
@@ -319,7 +320,7 @@ def test_a_manual_pause_holds_the_canary_past_its_timed_pause(
     assert (current["phase"], current["message"]) == ("Paused", "manually paused")
     assert current["currentStepIndex"] == 1
     assert current["canary"]["weights"]["canary"]["weight"] == 50
-    assert served(home, "myapp.localhost", 10) == {"blue": 5, "yellow": 5}
+    assert_split(served(home, "myapp.localhost", 10), {"blue": 5, "yellow": 5})
 
     rollwise(home, "promote", "myapp")  # clears spec.paused, as Argo's promote does
     wait_until(lambda: status(home).get("phase") == "Healthy", what="resumed to the end")

@@ -77,7 +77,18 @@ def test_the_canary_survives_random_kills(
         replica_sets = {rs["metadata"]["name"]: rs for rs in store.list("ReplicaSet")}
         new = replica_sets[f"myapp-{status['currentPodHash']}"]
         assert new["spec"]["replicas"] == 5
-        wait_until(lambda: len(store.list("Pod")) == 5, what="old pods gone")
+
+        def pods() -> list[str]:
+            return [
+                f"{pod['metadata']['name']} {pod.get('status', {}).get('phase')}"
+                f"{' terminating' if pod['metadata'].get('deletionTimestamp') else ''}"
+                for pod in store.list("Pod")
+            ]
+
+        try:
+            wait_until(lambda: len(store.list("Pod")) == 5, what="old pods gone")
+        except AssertionError as error:
+            raise AssertionError(f"{error} (seed {seed}); pods: {pods()}") from None
         assert all(
             pod["metadata"]["labels"]["rollouts-pod-template-hash"] == status["currentPodHash"]
             for pod in store.list("Pod")
