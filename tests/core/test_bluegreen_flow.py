@@ -352,3 +352,32 @@ def test_a_new_replica_count_scales_the_active_and_the_preview(during: str) -> N
     expected = {"blue": 5, "yellow": 5} if during == "paused" else {"blue": 5}
     assert world.sizes() == expected
     assert world.status["HPAReplicas"] == 5
+
+
+def test_active_and_preview_metadata_follow_the_roles() -> None:
+    world = deployed(
+        blue_green_rollout(
+            autoPromotionEnabled=False,
+            activeMetadata={"labels": {"role": "active"}},
+            previewMetadata={"labels": {"role": "preview"}},
+        )
+    )
+
+    def roles() -> dict[str, str | None]:
+        return {
+            raw["spec"]["template"]["spec"]["containers"][0]["image"].rsplit(":", 1)[-1]: (
+                raw["spec"]["template"]["metadata"].get("labels", {}).get("role")
+            )
+            for raw in world.replica_sets.values()
+        }
+
+    assert roles() == {"blue": "active"}
+    world.set_image(YELLOW)
+    world.settle()
+    assert world.status["message"] == "BlueGreenPause"
+    assert roles() == {"blue": "active", "yellow": "preview"}
+
+    world.patch_status(pauseConditions=None)  # rollwise promote
+    world.settle()
+    assert world.status["phase"] == "Healthy"
+    assert roles() == {"blue": None, "yellow": "active"}

@@ -30,7 +30,8 @@ pods its selector matches, so the active address flips when the active selector'
 `rollouts-pod-template-hash` changes, and the preview has its own address.
 
 `antiAffinity` is accepted and has no effect in local mode (all pods run on one machine);
-`activeMetadata`/`previewMetadata` are accepted and left to the ephemeral-metadata mechanism.
+`activeMetadata`/`previewMetadata` go on the active and preview ReplicaSets (and their pods)
+through the canary's ephemeral-metadata mechanism (`canary_metadata.blue_green_metadata`).
 """
 
 from __future__ import annotations
@@ -65,6 +66,7 @@ from rollwise.core.bluegreen_state import (
     saturated,
 )
 from rollwise.core.bluegreen_status import assemble_status
+from rollwise.core.canary_metadata import blue_green_metadata
 from rollwise.core.canary_state import Outbox, Progress
 from rollwise.core.decisions import Decision
 from rollwise.core.observed import Observed
@@ -343,6 +345,8 @@ def decide_blue_green(rollout: api.Rollout, observed: Observed, now: datetime) -
     if not new_revision:
         _update(facts, progress, state, out, into_delay=into_delay)
     _promote(facts, progress, state, out, into_delay=into_delay)
+    if not facts.creating:
+        blue_green_metadata(facts, out)
 
     status = assemble_status(facts, progress, state, out)
     if stage_of(status) is not progress.stage:

@@ -17,12 +17,15 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rollwise.api import models as api
 from rollwise.core import actions as act
 from rollwise.core.canary_state import CanaryFacts, Outbox
 from rollwise.core.observed import EPHEMERAL_METADATA_ANNOTATION, ReplicaSetView
+
+if TYPE_CHECKING:
+    from rollwise.core.bluegreen_state import BlueGreenFacts
 
 PodMetadata = dict[str, dict[str, str]]
 """`{"labels": {...}, "annotations": {...}}`, empty maps left out (Argo's JSON shape)."""
@@ -102,6 +105,22 @@ def reconcile_ephemeral_metadata(facts: CanaryFacts, out: Outbox) -> None:
         )
         if recorded != desired:
             out.actions.append(act.SetEphemeralMetadata(rs.name, desired))
+
+
+def blue_green_metadata(facts: BlueGreenFacts, out: Outbox) -> None:
+    """Blue-green's roles (`activeMetadata` / `previewMetadata`): the ReplicaSet the active
+    Service selects is active; the desired one, while it is not active yet, is the preview;
+    every other ReplicaSet wears no role."""
+    blue_green = facts.blue_green
+    active = facts.replica_set(facts.active_hash) or facts.stable_rs
+    wanted: dict[str, PodMetadata | None] = {rs.name: None for rs in facts.observed.replica_sets}
+    if active is not None:
+        wanted[active.name] = normalized(blue_green.active_metadata)
+    if active is None or active.name != facts.new_rs.name:
+        wanted[facts.new_rs.name] = normalized(blue_green.preview_metadata)
+    for rs in facts.observed.replica_sets:
+        if parse_injected(rs.ephemeral_metadata) != wanted[rs.name]:
+            out.actions.append(act.SetEphemeralMetadata(rs.name, wanted[rs.name]))
 
 
 def template_without_injected(replica_set: Mapping[str, Any]) -> dict[str, Any]:
