@@ -20,6 +20,7 @@ Secrets: `ProviderContext.secrets` holds resolved secret values; `mask` replaces
 from __future__ import annotations
 
 import importlib
+from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -117,12 +118,12 @@ class UnknownProviderError(UserError):
     """The metric names no provider, several, or one rollwise does not know: fix the template."""
 
 
-class SynchronousProvider:
+class SynchronousProvider(ABC):
     """Base for providers whose `run` finishes the measurement: resume and terminate have
     nothing to wait for, so they return the measurement unchanged (as Argo's do)."""
 
-    async def run(self, metric: Metric, context: ProviderContext) -> Measurement:
-        raise NotImplementedError
+    @abstractmethod
+    async def run(self, metric: Metric, context: ProviderContext) -> Measurement: ...
 
     async def resume(
         self, metric: Metric, measurement: Measurement, context: ProviderContext
