@@ -40,7 +40,10 @@ async def test_a_canary_answering_half_its_requests_with_500_is_failed(
     stable = start_demo_app(module_processes, "blue", service="shop", version="s1")
     prometheus.scrape([canary.address, stable.address])
     prometheus.wait_until(
-        'count(http_requests_total{service="shop"})', lambda v: v == [2.0], seconds=30
+        # Both versions scraped (each exports its 200 and 500 series from the start).
+        'count(count by (version) (http_requests_total{service="shop"}))',
+        lambda v: v == [2.0],
+        seconds=30,
     )
     config: dict[str, Any] = {
         "source": "prometheus",
