@@ -13,6 +13,8 @@ healthy releases through a real local controller.
 
 from __future__ import annotations
 
+import time
+
 from bench.detection import chart, runner, scenarios
 from bench.detection.policies import POLICIES
 from bench.detection.tables import (
@@ -35,20 +37,30 @@ def run(*, live: bool = False) -> Section:
         cell = judged.cell
         print(f"  {cell.traffic.label}, {cell.release.name}: {cell.runs} runs", flush=True)
 
+    start = time.perf_counter()
     judged = runner.judge_all(cells, progress=progress)
     results = Results(judged)
     chart.draw(results, CHART)
+    simulated = time.perf_counter() - start
+    runs = sum(cell.runs for cell in cells)
     section = DetectionSection(
         name="detection",
         title="Canary detection: time to detect, exposure, false rollbacks",
         what=_what(),
         body=[*policy_table(), *healthy_tables(results), *regression_tables(results)],
-        notes=_notes(results),
+        notes=[
+            *_notes(results),
+            f"The simulation ({len(cells)} cells, {runs:,} runs, each judged by "
+            f"{len(POLICIES)} policies) took {simulated:.0f} s of wall time.",
+        ],
     )
     if live:
         from bench.detection import live as live_check
 
+        start = time.perf_counter()
         section.body += live_check.markdown(live_check.run())
+        section.notes.append(f"The live check took {time.perf_counter() - start:.0f} s.")
+        section.flags = " --live"
     return section
 
 
@@ -87,14 +99,19 @@ def _notes(results: Results) -> list[str]:
         for p in POLICIES
         if p.key in ("flagger", "kayenta", "rollwise")
     )
-    worst_weight = max(scenarios.WEIGHTS)
-    needed = (0.05 - (1 - worst_weight) * scenarios.BASELINE_ERROR_RATE) / worst_weight
+
+    def needed(weight: float) -> float:
+        """The canary error rate at which the whole service's success rate hits 0.95."""
+        return (0.05 - (1 - weight) * scenarios.BASELINE_ERROR_RATE) / weight
+
+    low, high = min(scenarios.WEIGHTS), max(scenarios.WEIGHTS)
     cpu = ", ".join(f"{key} {seconds:.0f} s" for key, seconds in results.cpu.items())
     return [
         "**Argo with the seed's template catches none of these canaries, and promotes none.** "
-        "Its queries select `service=...`, stable and canary together: with the canary at "
-        f"{worst_weight:.0%} the service's success rate stays above 0.95 unless the canary "
-        f"fails more than {needed:.0%} of its requests (at 5% weight, never). Its p95 ≤ 500 ms "
+        "Its queries select `service=...`, stable and canary together: the service's success "
+        "rate stays at or above 0.95 unless the canary fails more than "
+        f"{needed(high):.0%} of its requests at {high:.0%} weight ({needed(low):.0%} at "
+        f"{low:.0%}). Its p95 ≤ 500 ms "
         "check is far above this service's p95 (≈ 134 ms). With `count` unset the analysis "
         "is unbounded, so a healthy canary waits in the step until someone promotes it; its "
         "0% false rollbacks and its exposure (30 minutes of bad requests) follow from not "

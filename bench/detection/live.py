@@ -12,9 +12,10 @@ template (verbatim but for the Prometheus address, behind the seed's `setWeight:
 judge (`rollwise/judge` on Traefik's counters, errors and latency, default margins, right after
 `setWeight: 20`). A paced load generator sends `RATE` requests/s through Traefik the whole
 time. Times come from the controller's events: from `TrafficWeightUpdated` to 20% until
-`RolloutAborted` (rollback) or `RolloutCompleted` (promotion). A run with neither after
-`MAX_WAIT_S` is undecided: the seed template cannot abort before its fourth measurement (4 min
-after the weight is set), and it never promotes (`count` unset: an unbounded run).
+`RolloutAborted` (rollback) or `RolloutCompleted` (promotion). A run with neither is
+undecided after `SEED_WAIT_S` (the seed template cannot abort before its fourth measurement,
+4 min after the weight is set, and never promotes: `count` unset, an unbounded run) or
+`JUDGE_WAIT_S`.
 
 Every process started here is stopped in `finally`.
 """
@@ -45,7 +46,10 @@ from rollwise.platforms.local.store import SqliteStore
 RATE = 100.0
 """Requests per second through Traefik, the simulation's middle traffic level."""
 WEIGHT = 20
-MAX_WAIT_S = 300.0
+SEED_WAIT_S = 300.0
+"""Past its fourth measurement (4 min after the weight) the seed template could have aborted."""
+JUDGE_WAIT_S = 600.0
+"""The judge needs a few thousand canary requests to pass: minutes at 20 canary requests/s."""
 IMAGE = "argoproj/rollouts-demo"
 LOAD_THREADS = 4
 
@@ -373,7 +377,8 @@ def run_one(*, template: str, release: str, errors: float) -> LiveResult:
         time.sleep(5)  # the stable version serves alone for a moment, as in production
         tag = "bad-red" if errors else "yellow"
         home.apply(rollout(steps=steps, tag=tag, errors=errors))
-        deadline = time.monotonic() + MAX_WAIT_S + 120
+        wait = SEED_WAIT_S if seed else JUDGE_WAIT_S
+        deadline = time.monotonic() + wait + 120
         outcome, seconds, message = "undecided", None, ""
         weight_seen_at: float | None = None
         while time.monotonic() < deadline:
@@ -383,11 +388,11 @@ def run_one(*, template: str, release: str, errors: float) -> LiveResult:
                 break
             if weight_seen_at is None and _weight_event(events) is not None:
                 weight_seen_at = time.monotonic()
-            if weight_seen_at is not None and time.monotonic() - weight_seen_at > MAX_WAIT_S:
+            if weight_seen_at is not None and time.monotonic() - weight_seen_at > wait:
                 break
             time.sleep(1)
         if outcome == "undecided":
-            outcome = f"undecided after {MAX_WAIT_S / 60:.0f} min"
+            outcome = f"undecided after {wait / 60:.0f} min"
         message = home.analysis()
         return LiveResult(
             template="seed success-rate" if seed else "rollwise judge",

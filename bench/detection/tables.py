@@ -21,12 +21,15 @@ class DetectionSection(Section):
     """A `Section` whose body is free Markdown (several tables) instead of timing rows."""
 
     body: list[str] = field(default_factory=list)
+    flags: str = ""
+    """Options it ran with, for the closing line (" --live")."""
 
     def markdown(self) -> str:
         lines = [f"## {self.title}", "", self.what, "", *self.body]
         lines += [f"- {note}" for note in self.notes]
         lines += [
-            f"- This benchmark ran in {self.seconds:.1f} s: `python -m bench {self.name}`.",
+            f"- This benchmark ran in {self.seconds:.1f} s: "
+            f"`python -m bench {self.name}{self.flags}`.",
             "",
         ]
         return "\n".join(lines)
