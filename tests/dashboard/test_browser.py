@@ -47,8 +47,9 @@ async def screenshot(browser: str, url: str, out: Path, profile: Path) -> None:
         f"--user-data-dir={profile}",
         f"--screenshot={out}",
         "--window-size=1280,1000",
-        # --virtual-time-budget would wait for the open event stream forever
-        "--timeout=3000",
+        # --virtual-time-budget would wait for the open event stream forever; a fixed wait long
+        # enough for a loaded 2-core machine (3 s once gave two blank, identical pages)
+        "--timeout=7000",
         url,
         stdout=asyncio.subprocess.DEVNULL,
         stderr=asyncio.subprocess.DEVNULL,
