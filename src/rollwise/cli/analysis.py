@@ -19,8 +19,6 @@ from __future__ import annotations
 import base64
 import json
 import re
-import sys
-import time
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -30,6 +28,7 @@ import typer
 
 from rollwise.api.errors import NotFoundError, UserError
 from rollwise.cli.state import Settings, open_store, template_names, use_color
+from rollwise.cli.state import watch as watch_store
 from rollwise.views import analysis as views
 
 if TYPE_CHECKING:
@@ -41,10 +40,6 @@ if TYPE_CHECKING:
 Raw = dict[str, Any]
 RunName = Annotated[str, typer.Argument(metavar="ANALYSISRUN", help="Name of the analysis run.")]
 
-_POLL_SECONDS = 0.1
-_MIN_REDRAW_SECONDS = 0.2
-_REFRESH_SECONDS = 1.0
-_CLEAR = "\033[H\033[2J\033[0;0H"
 _SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
 _SECRET_KEY = re.compile(r"[-._a-zA-Z0-9]+")
 _RUNNABLE_KINDS = ("AnalysisTemplate", "ClusterAnalysisTemplate", "AnalysisRun")
@@ -110,24 +105,14 @@ def get_analysisrun(
             typer.echo(views.render_analysis_run(run, now=datetime.now(UTC), color=color), nl=False)
             return
         assert store is not None  # _read_run found the run in it
-        deadline = time.monotonic() + timeout_seconds if timeout_seconds > 0 else None
-        seen_revision = -1
-        drawn_at = float("-inf")
-        try:
-            while deadline is None or time.monotonic() < deadline:
-                revision = store.revision()
-                since = time.monotonic() - drawn_at
-                changed = revision != seen_revision
-                if (changed and since >= _MIN_REDRAW_SECONDS) or since >= _REFRESH_SECONDS:
-                    if changed:
-                        run = _read_run(store, name, settings.namespace)
-                    text = views.render_analysis_run(run, now=datetime.now(UTC), color=color)
-                    sys.stdout.write(_CLEAR + text)
-                    sys.stdout.flush()
-                    seen_revision, drawn_at = revision, time.monotonic()
-                time.sleep(_POLL_SECONDS)
-        except KeyboardInterrupt:
-            pass
+
+        def draw(changed: bool) -> str:
+            nonlocal run
+            if changed:
+                run = _read_run(store, name, settings.namespace)
+            return views.render_analysis_run(run, now=datetime.now(UTC), color=color)
+
+        watch_store(store, draw, timeout_seconds=timeout_seconds)
 
 
 def list_analysisruns(

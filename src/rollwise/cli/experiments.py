@@ -11,8 +11,6 @@ path and imports neither the models nor the core.
 from __future__ import annotations
 
 import json
-import sys
-import time
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -20,6 +18,7 @@ import typer
 
 from rollwise.api.errors import NotFoundError, UserError
 from rollwise.cli.state import Settings, open_store, use_color
+from rollwise.cli.state import watch as watch_store
 from rollwise.views.experiment_render import render_experiment, render_experiment_list
 
 if TYPE_CHECKING:
@@ -28,10 +27,6 @@ if TYPE_CHECKING:
 ExperimentName = Annotated[
     str, typer.Argument(metavar="EXPERIMENT", help="Name of the experiment.")
 ]
-_POLL_SECONDS = 0.1
-_MIN_REDRAW_SECONDS = 0.2
-_REFRESH_SECONDS = 1.0
-_CLEAR = "\033[H\033[2J\033[0;0H"
 
 
 def _settings(ctx: typer.Context) -> Settings:
@@ -95,21 +90,14 @@ def get_experiment(
         if not watch:
             typer.echo(_draw(store, experiment, namespace, color=color), nl=False)
             return
-        seen_revision, drawn_at = -1, float("-inf")
-        try:
-            while True:
-                revision = store.revision()
-                since = time.monotonic() - drawn_at
-                changed = revision != seen_revision
-                if (changed and since >= _MIN_REDRAW_SECONDS) or since >= _REFRESH_SECONDS:
-                    if changed:
-                        experiment = _read(store, name, namespace)
-                    sys.stdout.write(_CLEAR + _draw(store, experiment, namespace, color=color))
-                    sys.stdout.flush()
-                    seen_revision, drawn_at = revision, time.monotonic()
-                time.sleep(_POLL_SECONDS)
-        except KeyboardInterrupt:
-            pass
+
+        def draw(changed: bool) -> str:
+            nonlocal experiment
+            if changed:
+                experiment = _read(store, name, namespace)
+            return _draw(store, experiment, namespace, color=color)
+
+        watch_store(store, draw)
 
 
 def list_experiments(

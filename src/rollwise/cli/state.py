@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Iterator, Mapping
+import time
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -131,3 +132,29 @@ def template_names(
     ]
     cluster = [t["metadata"]["name"] for t in store.list("ClusterAnalysisTemplate", None)]
     return namespaced, cluster
+
+
+_POLL_SECONDS = 0.1
+_MIN_REDRAW_SECONDS = 0.2
+_REFRESH_SECONDS = 1.0
+_CLEAR = "\033[H\033[2J\033[0;0H"
+
+
+def watch(store: SqliteStore, draw: Callable[[bool], str], *, timeout_seconds: int = 0) -> None:
+    """`-w`: redraw in place when the store changes (at most every 0.2 s) and every second (so
+    ages stay current), until `timeout_seconds` (0: until Ctrl-C). `draw(changed)` returns the
+    text, re-reading its objects when `changed`."""
+    deadline = time.monotonic() + timeout_seconds if timeout_seconds > 0 else None
+    seen_revision, drawn_at = -1, float("-inf")
+    try:
+        while deadline is None or time.monotonic() < deadline:
+            revision = store.revision()
+            since = time.monotonic() - drawn_at
+            changed = revision != seen_revision
+            if (changed and since >= _MIN_REDRAW_SECONDS) or since >= _REFRESH_SECONDS:
+                sys.stdout.write(_CLEAR + draw(changed))
+                sys.stdout.flush()
+                seen_revision, drawn_at = revision, time.monotonic()
+            time.sleep(_POLL_SECONDS)
+    except KeyboardInterrupt:
+        pass

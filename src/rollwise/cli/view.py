@@ -10,7 +10,6 @@ imports neither the models nor the core.
 from __future__ import annotations
 
 import json
-import sys
 import time
 from datetime import UTC, datetime
 from typing import Annotated, Any
@@ -19,13 +18,11 @@ import typer
 
 from rollwise.api.errors import UserError
 from rollwise.cli.state import Settings, open_store, read_rollout, read_tree, use_color
+from rollwise.cli.state import watch as watch_store
 from rollwise.views import info, render
 
-_POLL_SECONDS = 0.1
-_MIN_REDRAW_SECONDS = 0.2
-_REFRESH_SECONDS = 1.0
+_POLL_SECONDS = 0.1  # how often `status` looks at the store
 RolloutName = Annotated[str, typer.Argument(metavar="ROLLOUT", help="Name of the rollout.")]
-_CLEAR = "\033[H\033[2J\033[0;0H"
 
 
 def _settings(ctx: typer.Context) -> Settings:
@@ -74,23 +71,14 @@ def get_rollout(
             typer.echo(_draw(tree, color=color), nl=False)
             return
         assert store is not None  # read_tree found the rollout
-        deadline = time.monotonic() + timeout_seconds if timeout_seconds > 0 else None
-        seen_revision = -1
-        drawn_at = float("-inf")
-        try:
-            while deadline is None or time.monotonic() < deadline:
-                revision = store.revision()
-                since = time.monotonic() - drawn_at
-                changed = revision != seen_revision
-                if (changed and since >= _MIN_REDRAW_SECONDS) or since >= _REFRESH_SECONDS:
-                    if changed:
-                        tree = read_tree(store, name, settings.namespace)
-                    sys.stdout.write(_CLEAR + _draw(tree, color=color))
-                    sys.stdout.flush()
-                    seen_revision, drawn_at = revision, time.monotonic()
-                time.sleep(_POLL_SECONDS)
-        except KeyboardInterrupt:
-            pass
+
+        def draw(changed: bool) -> str:
+            nonlocal tree
+            if changed:
+                tree = read_tree(store, name, settings.namespace)
+            return _draw(tree, color=color)
+
+        watch_store(store, draw, timeout_seconds=timeout_seconds)
 
 
 def _draw(tree: Any, *, color: bool) -> str:
