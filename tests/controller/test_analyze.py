@@ -375,7 +375,7 @@ def test_a_run_from_a_file_starts_afresh_with_args_replaced() -> None:
 # --- what analyze gives the reconciler ------------------------------------------------------------
 
 
-def test_secrets_come_from_secret_objects_of_the_run_namespace(tmp_path: Path) -> None:
+async def test_secrets_come_from_secret_objects_of_the_run_namespace(tmp_path: Path) -> None:
     secrets = [
         {
             "kind": "Secret",
@@ -391,7 +391,7 @@ def test_secrets_come_from_secret_objects_of_the_run_namespace(tmp_path: Path) -
     assert store.get("AnalysisRun", "x") is None
     assert store.list("AnalysisRun") == []
     with pytest.raises(TransientError):
-        store.update_status({})
+        await store.write_status({})
 
 
 async def test_traefik_metrics_without_a_running_traefik_say_so(tmp_path: Path) -> None:

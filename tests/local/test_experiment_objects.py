@@ -11,6 +11,8 @@ import pytest
 
 from rollwise.api.models import Experiment
 from rollwise.core import actions as act
+from rollwise.core import observing
+from rollwise.core.analysis.creation import owner_reference
 from rollwise.platforms.local import experiments
 from rollwise.platforms.local.executor import owner_keys_for_change
 from rollwise.platforms.local.store import SqliteStore
@@ -50,7 +52,7 @@ def create_experiment(store: SqliteStore) -> dict[str, object]:
             },
         },
     )
-    return store.create(experiments.experiment_object(action, ROLLOUT))
+    return store.create(observing.experiment_object(action, ROLLOUT))
 
 
 def test_a_step_experiment_is_owned_by_its_rollout_and_queues_it(store: SqliteStore) -> None:
@@ -76,7 +78,7 @@ def test_template_objects_are_observed_by_template_and_queue_the_experiment(
 ) -> None:
     raw = create_experiment(store)
     replica_set = store.create(
-        experiments.template_replica_set(
+        observing.template_replica_set(
             act.CreateExperimentReplicaSet(
                 name="shop-abc-2-1-canary",
                 template_name="canary",
@@ -95,7 +97,7 @@ def test_template_objects_are_observed_by_template_and_queue_the_experiment(
     assert replica_set["spec"]["minReadySeconds"] == 5
     assert owner_keys_for_change("ReplicaSet", replica_set) == ["Experiment/default/shop-abc-2-1"]
     store.create(
-        experiments.template_service(
+        observing.template_service(
             act.CreateService(
                 name="shop-abc-2-1-canary",
                 selector={"rollouts-pod-template-hash": "h1"},
@@ -107,7 +109,7 @@ def test_template_objects_are_observed_by_template_and_queue_the_experiment(
             raw,
         )
     )
-    observed = experiments.observe_experiment(store, Experiment.model_validate(raw))
+    observed = observing.observe_experiment(store, Experiment.model_validate(raw))
     assert observed.replica_sets["canary"].pod_template_hash == "h1"
     assert observed.services == {"canary": "shop-abc-2-1-canary"}
     assert observed.missing_templates == frozenset({(False, "missing")})
@@ -115,8 +117,8 @@ def test_template_objects_are_observed_by_template_and_queue_the_experiment(
 
 def test_deleting_an_experiment_takes_what_it_owns(store: SqliteStore) -> None:
     raw = create_experiment(store)
-    owner = experiments.owner_reference(raw)
-    for kind in experiments.OWNED_KINDS:
+    owner = owner_reference(raw)
+    for kind in observing.EXPERIMENT_OWNED_KINDS:
         store.create(
             {"kind": kind, "metadata": {"name": f"x-{kind.lower()}", "ownerReferences": [owner]}}
         )

@@ -37,7 +37,7 @@ RESOLVED_QUERY = "ResolvedPrometheusQuery"
 class Store(Protocol):
     def get(self, kind: str, name: str, namespace: str = "default") -> RawObject | None: ...
     def list(self, kind: str, namespace: str | None = "default") -> list[RawObject]: ...
-    def update_status(self, obj: RawObject) -> RawObject: ...
+    async def write_status(self, obj: RawObject) -> RawObject: ...
 
 
 def secret_values(secret: Mapping[str, Any]) -> dict[str, str]:
@@ -75,9 +75,9 @@ class AnalysisRunReconciler:
             run = AnalysisRun.model_validate(raw)
         except ValidationError as error:
             status = AnalysisRunStatus(phase="Error", message=f"Analysis spec invalid: {error}")
-            return Outcome(requeue_after=None, status_written=self._write(raw, status))
+            return Outcome(requeue_after=None, status_written=await self._write(raw, status))
         status, requeue_after, measured = await self.step(run, self.secrets(namespace))
-        written = self._write(raw, status)
+        written = await self._write(raw, status)
         return Outcome(requeue_after=requeue_after, status_written=written, actions=measured)
 
     async def step(
@@ -130,12 +130,12 @@ class AnalysisRunReconciler:
         measured = await asyncio.gather(*calls.values())
         return dict(zip(calls, measured, strict=True))
 
-    def _write(self, raw: RawObject, status: AnalysisRunStatus) -> bool:
+    async def _write(self, raw: RawObject, status: AnalysisRunStatus) -> bool:
         new = status.to_raw()
         if new == (raw.get("status") or {}):
             return False
         try:
-            self.store.update_status({**raw, "status": new})
+            await self.store.write_status({**raw, "status": new})
         except ConflictError:
             return False  # changed meanwhile (e.g. terminated): the change requeues the run
         return True

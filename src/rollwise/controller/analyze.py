@@ -210,7 +210,7 @@ class SecretsOnly:
             or ((secret.get("metadata") or {}).get("namespace") or "default") == namespace
         ]
 
-    def update_status(self, obj: RawObject) -> RawObject:
+    async def write_status(self, obj: RawObject) -> RawObject:
         raise TransientError("rollwise analyze writes no status to a store")
 
 

@@ -28,7 +28,7 @@ RawObject = dict[str, Any]
 
 class Store(Protocol):
     def get(self, kind: str, name: str, namespace: str = "default") -> RawObject | None: ...
-    def update_status(self, obj: RawObject) -> RawObject: ...
+    async def write_status(self, obj: RawObject) -> RawObject: ...
 
 
 class Executor(Protocol):
@@ -53,13 +53,13 @@ class ExperimentReconciler:
         try:
             experiment = Experiment.model_validate(raw)
         except ValidationError as error:
-            return Outcome(requeue_after=None, status_written=self._invalid(raw, error))
+            return Outcome(requeue_after=None, status_written=await self._invalid(raw, error))
         decision = decide_experiment(
             experiment, self.executor.observe_experiment(experiment), self.clock.now()
         )
         for action in decision.actions:
             await self.executor.execute_for_experiment(raw, action)
-        written = self._write_status(raw, decision.status)
+        written = await self._write_status(raw, decision.status)
         if written is None:
             return Outcome(requeue_after=0.0, actions=len(decision.actions))
         return Outcome(
@@ -68,18 +68,18 @@ class ExperimentReconciler:
             actions=len(decision.actions),
         )
 
-    def _write_status(self, raw: RawObject, status: ExperimentStatus) -> bool | None:
+    async def _write_status(self, raw: RawObject, status: ExperimentStatus) -> bool | None:
         """True if written, False if unchanged, None if the object changed under us."""
         new = status.to_raw()
         if new == (raw.get("status") or {}):
             return False
         try:
-            self.store.update_status({**raw, "status": new})
+            await self.store.write_status({**raw, "status": new})
         except ConflictError:
             return None
         return True
 
-    def _invalid(self, raw: RawObject, error: ValidationError) -> bool:
+    async def _invalid(self, raw: RawObject, error: ValidationError) -> bool:
         """An Experiment the models cannot read (stored by other means than `apply`): an
         InvalidSpec condition, as Argo's controller writes for a spec it cannot run."""
         problems = "; ".join(
@@ -100,7 +100,7 @@ class ExperimentReconciler:
         if status == raw.get("status"):
             return False
         try:
-            self.store.update_status({**raw, "status": status})
+            await self.store.write_status({**raw, "status": status})
         except ConflictError:
             return False
         return True

@@ -32,7 +32,7 @@ VERIFY_AGAIN_SECONDS = 0.2
 
 class Store(Protocol):
     def get(self, kind: str, name: str, namespace: str = "default") -> RawObject | None: ...
-    def update_status(self, obj: RawObject) -> RawObject: ...
+    async def write_status(self, obj: RawObject) -> RawObject: ...
 
 
 class Executor(Protocol):
@@ -66,7 +66,7 @@ class RolloutReconciler:
         try:
             rollout = Rollout.model_validate(raw)
         except ValidationError as error:
-            return Outcome(requeue_after=None, status_written=self._invalid(raw, error))
+            return Outcome(requeue_after=None, status_written=await self._invalid(raw, error))
         decision = decide(rollout, self.executor.observe(rollout), self.clock.now())
         for action in decision.actions:
             await self.executor.execute(raw, rollout, action)
@@ -75,23 +75,23 @@ class RolloutReconciler:
             requeue = (
                 VERIFY_AGAIN_SECONDS if requeue is None else min(requeue, VERIFY_AGAIN_SECONDS)
             )
-        written = self._write_status(raw, decision.status)
+        written = await self._write_status(raw, decision.status)
         if written is None:
             return Outcome(requeue_after=0.0, actions=len(decision.actions))
         return Outcome(requeue_after=requeue, status_written=written, actions=len(decision.actions))
 
-    def _write_status(self, raw: RawObject, status: RolloutStatus) -> bool | None:
+    async def _write_status(self, raw: RawObject, status: RolloutStatus) -> bool | None:
         """True if written, False if unchanged, None if the object changed under us."""
         new = status.to_raw()
         if new == (raw.get("status") or {}):
             return False
         try:
-            self.store.update_status({**raw, "status": new})
+            await self.store.write_status({**raw, "status": new})
         except ConflictError:
             return None
         return True
 
-    def _invalid(self, raw: RawObject, error: ValidationError) -> bool:
+    async def _invalid(self, raw: RawObject, error: ValidationError) -> bool:
         """A Rollout the models cannot read (written to the store by other means than `apply`,
         which validates): Argo's InvalidSpec condition and Degraded phase."""
         problems = "; ".join(
@@ -116,7 +116,7 @@ class RolloutReconciler:
         if status == raw.get("status"):
             return False
         try:
-            self.store.update_status({**raw, "status": status})
+            await self.store.write_status({**raw, "status": status})
         except ConflictError:
             return False
         return True

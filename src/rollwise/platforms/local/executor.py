@@ -20,15 +20,12 @@ from typing import Any
 
 from rollwise.api.errors import ConflictError, NotFoundError
 from rollwise.api.models import (
-    AnalysisTemplate,
-    AnalysisTemplateRef,
-    ClusterAnalysisTemplate,
     Experiment,
     Rollout,
-    RolloutAnalysis,
 )
 from rollwise.core import actions as act
-from rollwise.core.analysis.creation import analysis_run_object, owner_reference
+from rollwise.core import observing
+from rollwise.core.analysis.creation import analysis_run_object
 from rollwise.core.canary_metadata import (
     injected_annotation,
     metadata_patch,
@@ -37,19 +34,14 @@ from rollwise.core.canary_metadata import (
 )
 from rollwise.core.canary_state import role_services
 from rollwise.core.experiments import ExperimentObserved
-from rollwise.core.experiments_observed import experiment_view_from_raw
 from rollwise.core.hashing import HASH_LABEL
 from rollwise.core.observed import (
     EPHEMERAL_METADATA_ANNOTATION,
     REVISION_ANNOTATION,
     SCALE_DOWN_DEADLINE_ANNOTATION,
     Observed,
-    analysis_run_view_from_raw,
-    replica_set_view_from_raw,
-    service_selector_hash,
 )
 from rollwise.core.timestamps import Clock, format_time
-from rollwise.core.workloads import resolve_workload
 from rollwise.platforms.local import experiments
 from rollwise.platforms.local.dataplane import DataPlane, LocalRouter
 from rollwise.platforms.local.dataplane_config import service_backends
@@ -69,11 +61,6 @@ class RouterMemory:
     verified: bool | None = None
 
 
-def owned_by(obj: Mapping[str, Any], kind: str, name: str) -> bool:
-    refs = obj.get("metadata", {}).get("ownerReferences") or ()
-    return any(ref.get("kind") == kind and ref.get("name") == name for ref in refs)
-
-
 class LocalExecutor:
     def __init__(
         self, store: SqliteStore, *, pods: PodSupervisor, dataplane: DataPlane, clock: Clock
@@ -86,98 +73,11 @@ class LocalExecutor:
 
     # --- observing --------------------------------------------------------------------------
 
-    def owned(self, kind: str, rollout: Rollout) -> list[RawObject]:
-        return [
-            obj
-            for obj in self.store.list(kind, rollout.namespace, owner=rollout.name)
-            if owned_by(obj, "Rollout", rollout.name)
-        ]
-
     def observe(self, rollout: Rollout) -> Observed:
-        canary = rollout.spec.strategy.canary
-        services: dict[str, str | None] = {}
-        if canary is not None:
-            ping_pong = canary.ping_pong
-            role_names = (ping_pong.ping_service, ping_pong.pong_service) if ping_pong else ()
-            for name in (canary.canary_service, canary.stable_service, *role_names):
-                if name:
-                    raw = self.store.get("Service", name, rollout.namespace)
-                    if raw is not None:
-                        services[name] = service_selector_hash(raw)
-        blue_green = rollout.spec.strategy.blue_green
-        if blue_green is not None:
-            for name in (blue_green.active_service, blue_green.preview_service):
-                raw = self.store.get("Service", name, rollout.namespace) if name else None
-                if name and raw is not None:
-                    services[name] = service_selector_hash(raw)
         memory = self._routers.get((rollout.namespace, rollout.name), RouterMemory())
-        replica_sets = self.owned("ReplicaSet", rollout)
-        # Pods matter to the core only while a restart is pending; skip reading them otherwise.
-        pods = self.store.list("Pod", rollout.namespace) if rollout.spec.restart_at else []
-        return Observed(
-            replica_sets=tuple(
-                replica_set_view_from_raw(
-                    rs, [pod for pod in pods if owned_by(pod, "ReplicaSet", rs["metadata"]["name"])]
-                )
-                for rs in replica_sets
-            ),
-            analysis_runs=tuple(
-                analysis_run_view_from_raw(run) for run in self.owned("AnalysisRun", rollout)
-            ),
-            weight_verified=memory.verified,
-            current_router_weight=memory.weight,
-            service_selectors=services,
-            missing_templates=tuple(self._missing_templates(rollout)),
-            workload=self._workload(rollout),
-            experiments=tuple(
-                experiment_view_from_raw(e) for e in self.owned("Experiment", rollout)
-            ),
+        return observing.observe_rollout(
+            self.store, rollout, router_weight=memory.weight, router_verified=memory.verified
         )
-
-    def _workload(self, rollout: Rollout) -> RawObject | None:
-        """The object the Rollout's workloadRef names (a Deployment...), None if none."""
-        ref = rollout.spec.workload_ref
-        if ref is None or not ref.kind or not ref.name:
-            return None
-        return self.store.get(ref.kind, ref.name, rollout.namespace)
-
-    def _resolved(self, rollout: Rollout) -> Rollout:
-        """The Rollout with the pod template and selector its workloadRef names, if it has one."""
-        workload = self._workload(rollout)
-        if rollout.spec.template or workload is None:
-            return rollout
-        return resolve_workload(rollout, workload)
-
-    def _template(self, ref: AnalysisTemplateRef, namespace: str) -> RawObject | None:
-        kind = "ClusterAnalysisTemplate" if ref.cluster_scope else "AnalysisTemplate"
-        return self.store.get(kind, ref.template_name, namespace)
-
-    def _missing_templates(self, rollout: Rollout) -> list[str]:
-        canary = rollout.spec.strategy.canary
-        blue_green = rollout.spec.strategy.blue_green
-        analyses: list[RolloutAnalysis] = []
-        if canary is not None:
-            analyses += [step.analysis for step in canary.steps or () if step.analysis is not None]
-            if canary.analysis is not None:
-                analyses.append(canary.analysis)
-        if blue_green is not None:
-            promotion = (blue_green.pre_promotion_analysis, blue_green.post_promotion_analysis)
-            analyses += [analysis for analysis in promotion if analysis is not None]
-        refs = [ref for analysis in analyses for ref in analysis.templates or ()]
-        for step in (canary.steps or ()) if canary is not None else ():
-            for experiment_analysis in (step.experiment.analyses or ()) if step.experiment else ():
-                refs.append(
-                    AnalysisTemplateRef(
-                        template_name=experiment_analysis.template_name,
-                        cluster_scope=experiment_analysis.cluster_scope,
-                    )
-                )
-        missing: list[str] = []
-        for ref in refs:
-            absent = self._template(ref, rollout.namespace) is None
-            if absent and ref.template_name not in missing:
-                missing.append(ref.template_name)
-        return missing
 
     # --- routing ----------------------------------------------------------------------------
 
@@ -285,7 +185,7 @@ class LocalExecutor:
                 run = analysis_run_object(
                     action,
                     rollout=rollout_raw,
-                    lookup=lambda ref: self._template_model(ref, namespace),
+                    lookup=lambda ref: observing.template_model(self.store, ref, namespace),
                     now=self.clock.now(),
                 )
                 # An existing run was created by a reconcile whose status write was lost.
@@ -304,7 +204,7 @@ class LocalExecutor:
             case act.CreateExperiment():
                 # An existing one was created by a reconcile whose status write was lost.
                 with contextlib.suppress(ConflictError):
-                    self.store.create(experiments.experiment_object(action, rollout_raw))
+                    self.store.create(observing.experiment_object(action, rollout_raw))
             case act.TerminateExperiment(name=name):
                 with contextlib.suppress(NotFoundError):
                     self.store.patch(
@@ -325,7 +225,7 @@ class LocalExecutor:
 
     def observe_experiment(self, experiment: Experiment) -> ExperimentObserved:
         """What an Experiment's decision starts from: the objects it owns."""
-        return experiments.observe_experiment(self.store, experiment)
+        return observing.observe_experiment(self.store, experiment)
 
     async def execute_for_experiment(self, experiment_raw: RawObject, action: act.Action) -> None:
         """Execute one action of an Experiment's decision (`rollwise.core.experiments`)."""
@@ -335,7 +235,7 @@ class LocalExecutor:
             case act.CreateExperimentReplicaSet():
                 # An existing one was created by a reconcile whose status write was lost.
                 with contextlib.suppress(ConflictError):
-                    self.store.create(experiments.template_replica_set(action, experiment_raw))
+                    self.store.create(observing.template_replica_set(action, experiment_raw))
             case act.ScaleReplicaSet(name=name, replicas=replicas, scale_down_deadline=deadline):
                 deadline_text = None if deadline is None else format_time(deadline)
                 self.store.patch(
@@ -351,7 +251,7 @@ class LocalExecutor:
                 )
             case act.CreateService():
                 with contextlib.suppress(ConflictError):
-                    self.store.create(experiments.template_service(action, experiment_raw))
+                    self.store.create(observing.template_service(action, experiment_raw))
                 await self.refresh_endpoints()
             case act.DeleteService(name=name):
                 self.store.delete("Service", name, namespace)
@@ -360,7 +260,7 @@ class LocalExecutor:
                 run = analysis_run_object(
                     action,
                     rollout=experiment_raw,
-                    lookup=lambda ref: experiments.template_model(self.store, ref, namespace),
+                    lookup=lambda ref: observing.template_model(self.store, ref, namespace),
                     now=self.clock.now(),
                 )
                 with contextlib.suppress(ConflictError):
@@ -380,8 +280,8 @@ class LocalExecutor:
                     message=message,
                     at=self.clock.now(),
                 )
-                for rollout_name in experiments.rollout_owners(experiment_raw):
-                    if experiments.is_run_phase_event(reason):
+                for rollout_name in observing.rollout_owners(experiment_raw):
+                    if observing.is_run_phase_event(reason):
                         # Argo (#4009) repeats a run's new phase on the Rollout of an experiment
                         # step, as a Warning, so notifications subscribed there hear of it.
                         self.store.record_event(
@@ -393,16 +293,6 @@ class LocalExecutor:
                             message=message,
                             at=self.clock.now(),
                         )
-
-    def _template_model(
-        self, ref: AnalysisTemplateRef, namespace: str
-    ) -> AnalysisTemplate | ClusterAnalysisTemplate | None:
-        raw = self._template(ref, namespace)
-        if raw is None:
-            return None
-        if ref.cluster_scope:
-            return ClusterAnalysisTemplate.model_validate(raw)
-        return AnalysisTemplate.model_validate(raw)
 
     def _set_ephemeral_metadata(
         self, name: str, namespace: str, metadata: Mapping[str, Mapping[str, str]] | None
@@ -431,7 +321,7 @@ class LocalExecutor:
                 },
             )
             for pod in self.store.list("Pod", namespace, owner=name):
-                if not owned_by(pod, "ReplicaSet", name) or pod["metadata"].get(
+                if not observing.owned_by(pod, "ReplicaSet", name) or pod["metadata"].get(
                     "deletionTimestamp"
                 ):
                     continue
@@ -445,29 +335,9 @@ class LocalExecutor:
     def _create_replica_set(
         self, rollout_raw: RawObject, rollout: Rollout, action: act.CreateReplicaSet
     ) -> None:
-        rollout = self._resolved(rollout)
-        template = dict(action.template)
-        labels = dict((template.get("metadata") or {}).get("labels") or {})
-        selector = dict((rollout.spec.selector and rollout.spec.selector.match_labels) or {})
-        selector[HASH_LABEL] = action.pod_template_hash
-        replica_set: RawObject = {
-            "apiVersion": "apps/v1",
-            "kind": "ReplicaSet",
-            "metadata": {
-                "name": action.name,
-                "namespace": rollout.namespace,
-                "labels": labels,
-                "annotations": {REVISION_ANNOTATION: str(action.revision)},
-                "ownerReferences": [owner_reference(rollout_raw)],
-            },
-            "spec": {
-                "replicas": action.replicas,
-                "selector": {"matchLabels": selector},
-                "template": template,
-            },
-        }
-        if rollout.spec.min_ready_seconds:
-            replica_set["spec"]["minReadySeconds"] = rollout.spec.min_ready_seconds
+        replica_set = observing.replica_set_object(
+            rollout_raw, observing.resolved(self.store, rollout), action
+        )
         try:
             self.store.create(replica_set)
         except ConflictError:

@@ -369,6 +369,11 @@ class SqliteStore:
                 wanted["status"] = _copy(status)
             return self._replace(stored, wanted)
 
+    async def write_status(self, obj: RawObject) -> RawObject:
+        """`update_status` as the controller's reconcilers call it on every platform (awaited:
+        in Kubernetes mode it is a request to the API server)."""
+        return self.update_status(obj)
+
     def apply(self, obj: RawObject) -> tuple[RawObject, str]:
         """Create the object, or bring it to what `obj` says the way `kubectl apply` does.
 
