@@ -623,6 +623,7 @@ def test_help_lists_the_verbs_in_order(cli: Cli) -> None:
         "lint",
         "analyze",
         "notifications",
+        "install",
         "controller",
         "dashboard",
         "demo",

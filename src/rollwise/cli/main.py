@@ -21,7 +21,7 @@ import typer
 
 from rollwise import __version__
 from rollwise.api.errors import RollwiseError, UserError
-from rollwise.cli import analysis, dashboard, experiments, manage, notifications, view
+from rollwise.cli import analysis, dashboard, experiments, install, manage, notifications, view
 from rollwise.cli.plain_params import PlainCommand, PlainGroup, use_plain_conversion
 from rollwise.cli.state import CONTEXTS, Settings, open_store, template_names
 
@@ -42,6 +42,7 @@ _HELP_ORDER = (
     "lint",
     "analyze",
     "notifications",
+    "install",
     "controller",
     "dashboard",
     "demo",
@@ -162,6 +163,7 @@ _register(create_secret_app, ("generic",), analysis.create_secret_generic)
 _register(app, ("analyze",), analysis.analyze)
 _register(notifications_app, ("test",), notifications.send_test)
 _register(app, ("dashboard",), dashboard.dashboard)
+_register(app, ("install",), install.install)
 
 
 # --- the rest ----------------------------------------------------------------------------------
