@@ -36,7 +36,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from aiohttp import web
 
@@ -44,9 +44,9 @@ from rollwise.api.errors import UserError
 from rollwise.controller.analysis import AnalysisRunReconciler
 from rollwise.controller.experiments import ExperimentReconciler
 from rollwise.controller.http import ControllerHTTPServer
+from rollwise.controller.loop import ReconcileLoop, Reconciler, object_key
 from rollwise.controller.metrics import DELETED_GRACE_SECONDS, ControllerMetrics
-from rollwise.controller.reconciler import Outcome, RolloutReconciler
-from rollwise.controller.workqueue import WorkQueue
+from rollwise.controller.reconciler import RolloutReconciler
 from rollwise.core.timestamps import Clock, SystemClock
 from rollwise.platforms.local.dataplane import DataPlane
 from rollwise.platforms.local.executor import (
@@ -94,15 +94,6 @@ def home_lock(home: Path) -> Iterator[None]:
         handle.close()
 
 
-class Reconciler(Protocol):
-    async def reconcile(self, namespace: str, name: str) -> Outcome: ...
-
-
-def object_key(kind: str, namespace: str | None, name: str) -> str:
-    """The work-queue key of an object: `Kind/namespace/name`."""
-    return f"{kind}/{namespace or 'default'}/{name}"
-
-
 def key_of(obj: Mapping[str, Any]) -> str:
     metadata = obj.get("metadata") or {}
     return object_key(str(obj.get("kind")), metadata.get("namespace"), metadata["name"])
@@ -138,10 +129,11 @@ class LocalController:
             "AnalysisRun": AnalysisRunReconciler(self.store, clock=self.clock, services=services),
             "Experiment": ExperimentReconciler(self.store, self.executor, clock=self.clock),
         }
-        self.queue = WorkQueue()
         self.metrics = ControllerMetrics(
             self.store, clock=self.clock, deleted_grace_seconds=self.metrics_grace_seconds
         )
+        self.loop = ReconcileLoop(self.reconcilers, metrics=self.metrics)
+        self.queue = self.loop.queue
         self._turned = time.monotonic()
         self.http = ControllerHTTPServer(
             self.metrics,
@@ -156,12 +148,9 @@ class LocalController:
             self.store,
             clock=self.clock,
             metrics=self.metrics,
-            busy=lambda namespace, name: object_key("Rollout", namespace, name) in self._running,
+            busy=lambda namespace, name: self.loop.busy(object_key("Rollout", namespace, name)),
         )
         self._stopping = asyncio.Event()
-        self._wake = asyncio.Event()
-        self._running: dict[str, asyncio.Task[None]] = {}
-        self._dirty: set[str] = set()
         self._seen_revision = 0
         self._dashboard: web.AppRunner | None = None
 
@@ -171,7 +160,7 @@ class LocalController:
 
     def stop(self) -> None:
         self._stopping.set()
-        self._wake.set()
+        self.loop.wake.set()
 
     async def start(self) -> None:
         how = await self.traefik.start_or_adopt()
@@ -227,16 +216,12 @@ class LocalController:
                 if now >= next_traefik:
                     await self.traefik.supervise()
                     next_traefik = now + TRAEFIK_CHECK_SECONDS
-                self._reconcile_due(time.monotonic())
-                self._wake.clear()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), self._sleep_for())
+                self.loop.reconcile_due(time.monotonic())
+                await self.loop.wait(TICK_SECONDS)
         finally:
             notifier.cancel()
             await asyncio.gather(notifier, return_exceptions=True)
-            for task in list(self._running.values()):
-                task.cancel()
-            await asyncio.gather(*self._running.values(), return_exceptions=True)
+            await self.loop.finish()
             await self.http.stop()
             if self._dashboard is not None:
                 await self._dashboard.cleanup()
@@ -304,49 +289,6 @@ class LocalController:
         for kind in ("Rollout", "Experiment"):
             for owner in self.store.list(kind, namespace):
                 self.queue.add(key_of(owner))
-
-    def _reconcile_due(self, now: float) -> None:
-        """Start a reconcile task for every key that is due. Keys of one object never run
-        concurrently: a key that falls due while its reconcile runs goes again once it ends.
-        Different objects do run concurrently (an AnalysisRun waiting on a slow metrics
-        server must not hold back every rollout)."""
-        for key in self.queue.pop_ready(now=now):
-            if key in self._running:
-                self._dirty.add(key)
-                continue
-            task = asyncio.create_task(self._reconcile(key))
-            self._running[key] = task
-
-    async def _reconcile(self, key: str) -> None:
-        kind, namespace, name = key.split("/", 2)
-        started = time.perf_counter()
-        try:
-            outcome = await self.reconcilers[kind].reconcile(namespace, name)
-        except Exception:
-            self.metrics.observe_reconcile(
-                kind, namespace, name, seconds=time.perf_counter() - started, failed=True
-            )
-            delay = self.queue.fail(key, now=time.monotonic())
-            log.exception("reconcile of %s failed; retrying in %.2fs", key, delay)
-        else:
-            self.metrics.observe_reconcile(
-                kind, namespace, name, seconds=time.perf_counter() - started, failed=False
-            )
-            self.queue.succeed(key)
-            if outcome.requeue_after is not None:
-                self.queue.add_after(key, outcome.requeue_after, now=time.monotonic())
-        finally:
-            del self._running[key]
-            if key in self._dirty:
-                self._dirty.discard(key)
-                self.queue.add(key)
-            self._wake.set()
-
-    def _sleep_for(self) -> float:
-        due = self.queue.next_due()
-        if due is None:
-            return TICK_SECONDS
-        return max(0.0, min(TICK_SECONDS, due - time.monotonic()))
 
 
 async def stop_home(home: Path, *, clock: Clock | None = None) -> None:
