@@ -16,7 +16,7 @@ from typing import Any, Protocol
 
 from pydantic import ValidationError
 
-from rollwise.api.errors import ConflictError
+from rollwise.api.errors import ConflictError, NotFoundError, UserError
 from rollwise.api.models import Rollout, RolloutStatus
 from rollwise.core import actions as act
 from rollwise.core.observed import Observed
@@ -28,6 +28,7 @@ RawObject = dict[str, Any]
 # After a weight change the proxy needs a moment (Traefik reloads in ~0.1 s) before the split
 # can be verified; ask again this soon rather than waiting for the core's next timer.
 VERIFY_AGAIN_SECONDS = 0.2
+USER_ERROR_RETRY_SECONDS = 30.0
 
 
 class Store(Protocol):
@@ -66,10 +67,22 @@ class RolloutReconciler:
         try:
             rollout = Rollout.model_validate(raw)
         except ValidationError as error:
-            return Outcome(requeue_after=None, status_written=await self._invalid(raw, error))
+            problems = "; ".join(
+                f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in error.errors()
+            )
+            return Outcome(requeue_after=None, status_written=await self._invalid(raw, problems))
         decision = decide(rollout, self.executor.observe(rollout), self.clock.now())
-        for action in decision.actions:
-            await self.executor.execute(raw, rollout, action)
+        try:
+            for action in decision.actions:
+                await self.executor.execute(raw, rollout, action)
+        except UserError as error:
+            if isinstance(error, NotFoundError):
+                raise  # an object went away meanwhile: retried with back-off
+            # The spec asks for something that cannot work (an unsupported traffic router, a
+            # route missing from the VirtualService): say so where the user looks, and retry
+            # at the error interval in case what was missing appears.
+            invalid = await self._invalid(raw, str(error))
+            return Outcome(requeue_after=USER_ERROR_RETRY_SECONDS, status_written=invalid)
         requeue = decision.requeue_after
         if any(isinstance(a, act.SetWeight | act.VerifyWeight) for a in decision.actions):
             requeue = (
@@ -91,12 +104,10 @@ class RolloutReconciler:
             return None
         return True
 
-    async def _invalid(self, raw: RawObject, error: ValidationError) -> bool:
+    async def _invalid(self, raw: RawObject, problems: str) -> bool:
         """A Rollout the models cannot read (written to the store by other means than `apply`,
-        which validates): Argo's InvalidSpec condition and Degraded phase."""
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in error.errors()
-        )
+        which validates) or whose spec cannot work here: Argo's InvalidSpec condition and
+        Degraded phase."""
         now = format_time(self.clock.now())
         status = dict(raw.get("status") or {})
         status.update(
