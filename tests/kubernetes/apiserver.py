@@ -1924,3 +1924,269 @@ async def kube_api(tmp_path: Path) -> AsyncIterator[KubeApi]:
     """A Kubernetes API server over HTTP for one test; see the module docstring."""
     async with running_kube_api(tmp_path) as api:
         yield api
+
+
+# ------------------------------------------------------------------------------------------------
+# kube-controller-manager, as far as tests need it
+
+JOB_RESULT_KEY = "test.rollwise.io/job-result"
+
+
+def _default_job_result(job: Obj) -> str | None:
+    for metadata in (job.get("metadata") or {}, _field(job, "spec.template.metadata") or {}):
+        for place in ("labels", "annotations"):
+            value = (metadata.get(place) or {}).get(JOB_RESULT_KEY)
+            if value is not None:
+                return None if value == "Running" else str(value)
+    return "Succeeded"
+
+
+def _without_zeros(status: Obj) -> Obj:
+    """Drop zero counters, as the real API's `omitempty` does (readers must default to 0)."""
+    return {key: value for key, value in status.items() if value != 0 or key == "replicas"}
+
+
+class KubeControllerManager:
+    """Plays the ReplicaSet, Deployment and Job controllers with direct store writes.
+
+    Writes go straight to the store (as the real controllers' writes are not the client's), so
+    they do not appear in the request log but do reach every watch.
+    """
+
+    def __init__(
+        self,
+        kube_api: KubeApi,
+        *,
+        unready: Callable[[Obj], bool] | None = None,
+        job_result: Callable[[Obj], str | None] | None = None,
+    ) -> None:
+        self.kube_api = kube_api
+        self.store = kube_api.store
+        self.unready: Callable[[Obj], bool] = unready or (lambda rs: False)
+        self.job_result: Callable[[Obj], str | None] = job_result or _default_job_result
+        self._task: asyncio.Task[None] | None = None
+        self._pod_ips = 0
+
+    async def __aenter__(self) -> KubeControllerManager:
+        self.start()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.stop()
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="kube-controller-manager")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    async def _run(self) -> None:
+        while True:
+            self.reconcile()
+            # A tick too, so that changing `unready` or `job_result` takes effect by itself.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.store.changed(), timeout=0.2)
+
+    def _type(self, api_version: str, kind: str) -> ResourceType:
+        return self.store.types.by_kind(api_version, kind)
+
+    def reconcile(self) -> None:
+        """One pass over every ReplicaSet, Deployment and Job (no write when nothing changed)."""
+        everything = Selector()
+        pods_type = self._type("v1", "Pod")
+        pods_by_owner: dict[str, list[Obj]] = {}
+        for pod in self.store.select(pods_type, None, everything):
+            for reference in pod["metadata"].get("ownerReferences") or []:
+                pods_by_owner.setdefault(reference.get("uid", ""), []).append(pod)
+        rs_type = self._type("apps/v1", "ReplicaSet")
+        for rs in self.store.select(rs_type, None, everything):
+            self._reconcile_replica_set(rs_type, rs, pods_by_owner.get(rs["metadata"]["uid"], []))
+        deployments = self._type("apps/v1", "Deployment")
+        for deployment in self.store.select(deployments, None, everything):
+            replicas = _field(deployment, "spec.replicas")
+            replicas = 1 if replicas is None else int(replicas)
+            status = _without_zeros(
+                {
+                    "observedGeneration": deployment["metadata"].get("generation", 1),
+                    "replicas": replicas,
+                    "updatedReplicas": replicas,
+                    "readyReplicas": replicas,
+                    "availableReplicas": replicas,
+                }
+            )
+            status["conditions"] = [
+                {"type": "Available", "status": "True", "reason": "MinimumReplicasAvailable"}
+            ]
+            self._write_status(deployments, deployment, status)
+        jobs = self._type("batch/v1", "Job")
+        for job in self.store.select(jobs, None, everything):
+            self._reconcile_job(jobs, job, pods_by_owner.get(job["metadata"]["uid"], []))
+
+    def _write_status(self, rtype: ResourceType, obj: Obj, status: Obj) -> None:
+        if obj.get("status") != status and not obj["metadata"].get("deletionTimestamp"):
+            updated = copy.deepcopy(obj)
+            updated["status"] = status
+            with contextlib.suppress(ApiError):
+                self.store.update(rtype, updated)
+
+    def _pod_status(self, *, phase: str, ready: bool, containers: list[Obj]) -> Obj:
+        now = now_rfc3339()
+        self._pod_ips += 1
+        flag = "True" if ready else "False"
+        return {
+            "phase": phase,
+            "conditions": [
+                {"type": "Initialized", "status": "True"},
+                {"type": "Ready", "status": flag},
+                {"type": "ContainersReady", "status": flag},
+                {"type": "PodScheduled", "status": "True"},
+            ],
+            "containerStatuses": [
+                {
+                    "name": container.get("name", "main"),
+                    "image": container.get("image", ""),
+                    "ready": ready,
+                    "restartCount": 0,
+                    "started": phase == "Running",
+                    "state": {"running": {"startedAt": now}}
+                    if phase == "Running"
+                    else {
+                        "terminated": {
+                            "exitCode": 0 if phase == "Succeeded" else 1,
+                            "reason": "Completed" if phase == "Succeeded" else "Error",
+                        }
+                    },
+                }
+                for container in containers
+            ],
+            "startTime": now,
+            "hostIP": "192.168.0.2",
+            "podIP": f"10.0.{self._pod_ips // 250}.{self._pod_ips % 250 + 2}",
+        }
+
+    def _new_pod(self, owner: Obj, template: Obj, status: Obj) -> Obj:
+        metadata = template.get("metadata") or {}
+        owner_metadata = owner["metadata"]
+        return {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {
+                "generateName": f"{owner_metadata['name']}-",
+                "namespace": owner_metadata["namespace"],
+                "labels": dict(metadata.get("labels") or {}),
+                "annotations": dict(metadata.get("annotations") or {}),
+                "ownerReferences": [
+                    {
+                        "apiVersion": owner["apiVersion"],
+                        "kind": owner["kind"],
+                        "name": owner_metadata["name"],
+                        "uid": owner_metadata["uid"],
+                        "controller": True,
+                        "blockOwnerDeletion": True,
+                    }
+                ],
+            },
+            "spec": {**copy.deepcopy(template.get("spec") or {}), "nodeName": "mock-node"},
+            "status": status,
+        }
+
+    def _reconcile_replica_set(self, rtype: ResourceType, rs: Obj, pods: list[Obj]) -> None:
+        if rs["metadata"].get("deletionTimestamp"):
+            return
+        pods_type = self._type("v1", "Pod")
+        template = _field(rs, "spec.template") or {}
+        containers = _field(template, "spec.containers") or [{"name": "main"}]
+        replicas = _field(rs, "spec.replicas")
+        desired = 1 if replicas is None else int(replicas)
+        ready = not self.unready(rs)
+        pods = sorted(
+            pods, key=lambda p: (p["metadata"]["creationTimestamp"], p["metadata"]["name"])
+        )
+        for pod in pods[desired:][::-1]:  # the newest go first, as the real controller prefers
+            with contextlib.suppress(ApiError):
+                self.store.delete(pods_type, pod["metadata"]["namespace"], pod["metadata"]["name"])
+        pods = pods[:desired]
+        for _ in range(desired - len(pods)):
+            status = self._pod_status(phase="Running", ready=ready, containers=containers)
+            pods.append(self.store.create(pods_type, self._new_pod(rs, template, status)))
+        for index, pod in enumerate(pods):
+            conditions = _field(pod, "status.conditions") or []
+            is_ready = any(
+                c.get("type") == "Ready" and c.get("status") == "True" for c in conditions
+            )
+            if is_ready != ready:
+                updated = copy.deepcopy(pod)
+                updated["status"] = self._pod_status(
+                    phase="Running", ready=ready, containers=containers
+                )
+                pods[index] = self.store.update(pods_type, updated)
+        count = len(pods)
+        status = _without_zeros(
+            {
+                "replicas": count,
+                "fullyLabeledReplicas": count,
+                "readyReplicas": count if ready else 0,
+                "availableReplicas": count if ready else 0,
+                "observedGeneration": rs["metadata"].get("generation", 1),
+            }
+        )
+        self._write_status(rtype, rs, status)
+
+    def _reconcile_job(self, rtype: ResourceType, job: Obj, pods: list[Obj]) -> None:
+        conditions = _field(job, "status.conditions") or []
+        if any(
+            c.get("type") in ("Complete", "Failed") and c.get("status") == "True"
+            for c in conditions
+        ) or job["metadata"].get("deletionTimestamp"):
+            return
+        pods_type = self._type("v1", "Pod")
+        template = copy.deepcopy(_field(job, "spec.template") or {})
+        template.setdefault("metadata", {}).setdefault("labels", {}).update(
+            {
+                "job-name": job["metadata"]["name"],
+                "batch.kubernetes.io/job-name": job["metadata"]["name"],
+                "controller-uid": job["metadata"]["uid"],
+            }
+        )
+        containers = _field(template, "spec.containers") or [{"name": "main"}]
+        result = self.job_result(job)
+        phase = {"Succeeded": "Succeeded", "Failed": "Failed"}.get(result or "", "Running")
+        if not pods:
+            status = self._pod_status(phase=phase, ready=phase == "Running", containers=containers)
+            pods = [self.store.create(pods_type, self._new_pod(job, template, status))]
+        else:
+            for pod in pods:
+                if _field(pod, "status.phase") != phase:
+                    updated = copy.deepcopy(pod)
+                    updated["status"] = self._pod_status(
+                        phase=phase, ready=phase == "Running", containers=containers
+                    )
+                    self.store.update(pods_type, updated)
+        status: Obj = {"startTime": _field(job, "status.startTime") or now_rfc3339()}
+        now = now_rfc3339()
+        if phase == "Running":
+            status["active"] = 1
+        elif phase == "Succeeded":
+            status.update(
+                succeeded=1,
+                completionTime=now,
+                conditions=[{"type": "Complete", "status": "True", "lastTransitionTime": now}],
+            )
+        else:
+            status.update(
+                failed=1,
+                conditions=[
+                    {
+                        "type": "Failed",
+                        "status": "True",
+                        "reason": "BackoffLimitExceeded",
+                        "message": "Job has reached the specified backoff limit",
+                        "lastTransitionTime": now,
+                    }
+                ],
+            )
+        self._write_status(rtype, job, status)
