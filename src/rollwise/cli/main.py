@@ -225,12 +225,69 @@ def controller(
             help="Port of the web dashboard on 127.0.0.1 (0: off); the token is printed.",
         ),
     ] = 3100,
+    kubeconfig: Annotated[
+        str | None, typer.Option("--kubeconfig", help="Kubernetes: kubeconfig file.")
+    ] = None,
+    namespaced: Annotated[
+        bool, typer.Option("--namespaced", help="Kubernetes: watch only --namespace.")
+    ] = False,
+    instance_id: Annotated[
+        str | None,
+        typer.Option("--instance-id", help="Kubernetes: act only on objects with this label."),
+    ] = None,
+    leader_elect: Annotated[
+        bool, typer.Option("--leader-elect/--no-leader-elect", help="Kubernetes: use a Lease.")
+    ] = True,
+    lease_duration: Annotated[
+        float, typer.Option("--leader-election-lease-duration", help="Seconds.")
+    ] = 15.0,
+    renew_deadline: Annotated[
+        float, typer.Option("--leader-election-renew-deadline", help="Seconds.")
+    ] = 10.0,
+    retry_period: Annotated[
+        float, typer.Option("--leader-election-retry-period", help="Seconds.")
+    ] = 2.0,
+    qps: Annotated[float, typer.Option("--qps", help="Kubernetes: API requests/s.")] = 40.0,
+    burst: Annotated[int, typer.Option("--burst", help="Kubernetes: API burst.")] = 80,
+    rollout_threads: Annotated[int, typer.Option("--rollout-threads")] = 10,
+    experiment_threads: Annotated[int, typer.Option("--experiment-threads")] = 10,
+    analysis_threads: Annotated[int, typer.Option("--analysis-threads")] = 30,
+    healthz_port: Annotated[
+        int, typer.Option("--healthz-port", help="Kubernetes: port of /healthz (0: off).")
+    ] = 8080,
+    router_flags: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--router-api",
+            help="Kubernetes: API versions of routers as NAME=VERSION (istio, ingress, "
+            "traefik, smi, gateway), like Argo's --istio-api-version.",
+        ),
+    ] = None,
 ) -> None:
-    """Run the controller in the foreground until Ctrl-C (which stops its pods and Traefik)."""
+    """Run the controller in the foreground until Ctrl-C (which stops its pods and Traefik).
+
+    With --kubernetes it runs against the cluster of the kubeconfig (or in-cluster), with
+    Argo's controller flags."""
     settings = ctx.obj
     assert isinstance(settings, Settings)
     if not local:
-        Settings(settings.home, settings.namespace, "kubernetes").require_local()
+        from rollwise.cli.kube_controller import run_controller
+
+        run_controller(
+            kubeconfig=kubeconfig,
+            namespace=settings.namespace if namespaced or settings.namespace != "default" else None,
+            namespaced=namespaced,
+            instance_id=instance_id,
+            leader_elect=leader_elect,
+            lease=(lease_duration, renew_deadline, retry_period),
+            qps=qps,
+            burst=burst,
+            threads=(rollout_threads, experiment_threads, analysis_threads),
+            metrics_port=metrics_port,
+            healthz_port=healthz_port,
+            router_flags=router_flags or [],
+        )
+        return
     settings.require_local()
     from rollwise.controller.local import run_local, stop_local
 
