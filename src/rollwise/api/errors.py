@@ -24,6 +24,11 @@ class NotFoundError(UserError):
     """The named object does not exist; tell the person which one and where we looked."""
 
 
+class UnsupportedError(UserError):
+    """The input is valid but asks for something rollwise does not do (yet), such as a traffic
+    router it has no implementation of: tell the person what is supported. Do not retry."""
+
+
 class ConflictError(RollwiseError):
     """A write was based on a stale resourceVersion: read the object again and retry."""
 
