@@ -23,6 +23,16 @@ ROUTERS: tuple[str, ...] = tuple(
 )
 """Traffic-router keys in YAML spelling."""
 
+KUBERNETES_ROUTERS: tuple[str, ...] = (
+    "istio",
+    "nginx",
+    "traefik",
+    "smi",
+    "plugins.argoproj-labs/gatewayAPI",
+)
+"""The routers rollwise drives in Kubernetes mode (`rollwise.routers.registry.ROUTERS`, which
+a test keeps equal); local mode serves every router through its own Traefik."""
+
 
 def _list(value: Any) -> list[Any]:
     """Objects we only read (VirtualService, Ingress) may be malformed: read them defensively."""
@@ -114,6 +124,25 @@ class RoutingRules:
                 )
             seen.add(route.name)
         self.check_router_settings(routing, where)
+        self.check_kubernetes_support(routing, where)
+
+    def check_kubernetes_support(self, routing: TrafficRouting, where: FieldPath) -> None:
+        """Valid, but not routable on a cluster yet: say so before a rollout finds out."""
+        raw = routing.to_raw()
+        plugins = raw.get("plugins")
+        keys: list[tuple[str, FieldPath]] = [
+            (name, (*where, name)) for name in self.routers if name in ROUTERS and name != "plugins"
+        ]
+        if isinstance(plugins, dict):
+            keys += [(f"plugins.{name}", (*where, "plugins", name)) for name in plugins]
+        for key, path in keys:
+            if key not in KUBERNETES_ROUTERS:
+                self.report.warning(
+                    path,
+                    f"traffic router {key!r} is not supported by rollwise in Kubernetes mode yet"
+                    f" (supported there: {', '.join(KUBERNETES_ROUTERS)}); local mode routes it"
+                    " through its Traefik",
+                )
 
     def check_router_settings(self, routing: TrafficRouting, where: FieldPath) -> None:
         report = self.report
@@ -199,6 +228,8 @@ class RoutingRules:
         namespace = self.namespace
         if "/" in name:
             namespace, name = name.split("/", 1)
+        elif len(parts := name.split(".")) == 2 and all(parts):
+            name, namespace = parts  # Argo's `name.namespace`
         found = self.catalog.find("VirtualService", name, namespace=namespace)
         if found is None:
             return
