@@ -22,7 +22,7 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncGenerator, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import aiohttp
 
@@ -35,6 +35,9 @@ from rollwise.api.errors import (
 )
 from rollwise.platforms.kubernetes.ratelimit import DEFAULT_BURST, DEFAULT_QPS, RateLimiter
 from rollwise.platforms.kubernetes.resources import Resource, resource_for
+
+if TYPE_CHECKING:
+    from rollwise.routers.objects import ObjectClient
 
 RawObject = dict[str, Any]
 
@@ -415,3 +418,9 @@ class KubeClient:
             )
         except NotFoundError:
             return
+
+
+if TYPE_CHECKING:  # mypy checks that KubeClient is what the cluster routers patch through
+
+    def _as_object_client(client: KubeClient) -> ObjectClient:
+        return client
