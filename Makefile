@@ -3,7 +3,7 @@ UV_VERSION := 0.13.8
 # `python3 -m uv` rather than `uv`: a pip-installed script may not be on PATH yet (pyenv shims).
 UV := python3 -m uv
 
-.PHONY: setup demo test lint bench system-deps
+.PHONY: setup demo test lint bench system-deps manifests
 
 setup:
 	@$(UV) --version >/dev/null 2>&1 || python3 -m pip install --quiet "uv==$(UV_VERSION)"
@@ -33,3 +33,9 @@ test: lint system-deps
 
 bench: setup
 	$(UV) run python -m bench
+
+# deploy/*.yaml are generated from the models and the install code (tests/install checks them).
+manifests: setup
+	$(UV) run rollwise install --dry-run > deploy/install.yaml
+	$(UV) run rollwise install --dry-run --namespaced > deploy/namespace-install.yaml
+	$(UV) run rollwise install --dry-run --crds-only > deploy/crds.yaml

@@ -86,12 +86,13 @@ async def _apply(
 ) -> list[str]:
     """Apply each object in order (Namespace and CRDs first); one line per object."""
     from rollwise.platforms.kubernetes.client import KubeClient
+    from rollwise.platforms.kubernetes.install import FIELD_MANAGER
 
     client = await KubeClient.connect(kubeconfig=kubeconfig, context=context)
     applied = []
     try:
         for obj in objects:
-            await client.apply(obj)
+            await client.apply(obj, field_manager=FIELD_MANAGER)
             metadata = obj["metadata"]
             where = f" in {metadata['namespace']}" if "namespace" in metadata else ""
             applied.append(f"{obj['kind']} {metadata['name']}{where} applied")

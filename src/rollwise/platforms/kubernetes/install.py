@@ -232,9 +232,14 @@ def install_manifests(
     return objects
 
 
-def controller_args(*, namespaced: bool = False, instance_id: str | None = None) -> list[str]:
+def controller_args(
+    *, namespace: str = DEFAULT_NAMESPACE, namespaced: bool = False, instance_id: str | None = None
+) -> list[str]:
     """The arguments the controller container runs with (after the `rollwise` entrypoint)."""
+    # a namespaced controller watches the global --namespace, which must precede the verb
+    scope = [f"--namespace={namespace}"] if namespaced else []
     args = [
+        *scope,
         *CONTROLLER_COMMAND,
         "--leader-elect",
         f"--metrics-port={METRICS_PORT}",
@@ -356,7 +361,9 @@ def _deployment(
         "name": NAME,
         "image": image,
         "imagePullPolicy": "IfNotPresent",
-        "args": controller_args(namespaced=namespaced, instance_id=instance_id),
+        "args": controller_args(
+            namespace=namespace, namespaced=namespaced, instance_id=instance_id
+        ),
         "env": [
             # the Lease and the namespaced mode live in the pod's namespace; the pod's name is
             # its identity as a leader candidate
