@@ -79,7 +79,8 @@ What the server emulates (see the functions below for the exact rules):
 Not emulated: admission, defaulting and schema validation of objects (CRD schemas are checked
 for being structural when the CRD is created), RBAC (use `fail(..., status=403)`), pagination
 (`limit` is ignored: everything comes in one page), field ownership of server-side apply,
-protobuf, dry-run beyond `dryRun=All` on create, namespace existence.
+protobuf, dry runs of the scale subresource (`dryRun=All` is honoured elsewhere), namespace
+existence.
 """
 
 from __future__ import annotations
@@ -948,7 +949,13 @@ class ObjectStore:
         return copy.deepcopy(created)
 
     def update(
-        self, rtype: ResourceType, obj: Obj, *, api: bool = False, subresource: str | None = None
+        self,
+        rtype: ResourceType,
+        obj: Obj,
+        *,
+        api: bool = False,
+        subresource: str | None = None,
+        dry_run: bool = False,
     ) -> Obj:
         """Write `obj` over the stored object of its name (409 on a stale resourceVersion)."""
         metadata = obj.get("metadata") or {}
@@ -997,6 +1004,8 @@ class ObjectStore:
             new_metadata["generation"] = int(current["metadata"].get("generation", 1)) + 1
         if new == current:
             return copy.deepcopy(current)  # a no-op write: no new resourceVersion, no event
+        if dry_run:
+            return new
         if rtype.kind == "CustomResourceDefinition" and rtype.group == "apiextensions.k8s.io":
             self.types.add(crd_resource_type(new))
         updated = self._commit(rtype, current, new)
@@ -1012,10 +1021,13 @@ class ObjectStore:
         name: str,
         *,
         propagation: str = "Background",
+        dry_run: bool = False,
     ) -> Obj:
         current = self.find(rtype, namespace, name)
         if current is None:
             raise _not_found(rtype, name)
+        if dry_run:
+            return copy.deepcopy(current)
         if current["metadata"].get("finalizers"):
             if current["metadata"].get("deletionTimestamp"):
                 return copy.deepcopy(current)
@@ -1125,6 +1137,10 @@ class Fault:
             and (self.method is None or self.method.upper() == request.method)
             and request.path.startswith(self.path_prefix)
         )
+
+
+def _dry_run(query: Mapping[str, str]) -> bool:
+    return query.get("dryRun") == "All"
 
 
 def _parse_body(content_type: str | None, text: str) -> Any:
@@ -1440,7 +1456,7 @@ class ApiServer(kmock.KubernetesScaffold):
                     body,
                     namespace=path.namespace,
                     api=True,
-                    dry_run=query.get("dryRun") == "All",
+                    dry_run=_dry_run(query),
                 )
                 return self._json(created, rtype, path.version, status=201)
             if method == "DELETE":
@@ -1489,7 +1505,9 @@ class ApiServer(kmock.KubernetesScaffold):
                 or body.get("propagationPolicy")
                 or ("Orphan" if body.get("orphanDependents") else "Background")
             )
-            deleted = store.delete(rtype, namespace, name, propagation=propagation)
+            deleted = store.delete(
+                rtype, namespace, name, propagation=propagation, dry_run=_dry_run(query)
+            )
             return self._json(deleted, rtype, path.version)
         if method == "PUT":
             if path.subresource == "scale":
@@ -1503,7 +1521,9 @@ class ApiServer(kmock.KubernetesScaffold):
             body["metadata"]["name"] = name
             if rtype.namespaced:
                 body["metadata"]["namespace"] = namespace
-            updated = store.update(rtype, body, api=True, subresource=path.subresource)
+            updated = store.update(
+                rtype, body, api=True, subresource=path.subresource, dry_run=_dry_run(query)
+            )
             return self._json(updated, rtype, path.version)
         if method == "PATCH":
             patch_type = (logged.content_type or "").split(";")[0].strip().lower()
@@ -1541,7 +1561,9 @@ class ApiServer(kmock.KubernetesScaffold):
                     raise _not_found(rtype, name)
                 applied = copy.deepcopy(dict(body))
                 applied.setdefault("metadata", {})["name"] = name
-                created = store.create(rtype, applied, namespace=namespace, api=True)
+                created = store.create(
+                    rtype, applied, namespace=namespace, api=True, dry_run=_dry_run(logged.query)
+                )
                 return self._json(created, rtype, path.version, status=201)
         if current is None:
             raise _not_found(rtype, name)
@@ -1559,7 +1581,13 @@ class ApiServer(kmock.KubernetesScaffold):
         patched["metadata"]["name"] = name
         if rtype.namespaced:
             patched["metadata"]["namespace"] = namespace
-        updated = store.update(rtype, patched, api=True, subresource=path.subresource)
+        updated = store.update(
+            rtype,
+            patched,
+            api=True,
+            subresource=path.subresource,
+            dry_run=_dry_run(logged.query),
+        )
         return self._json(updated, rtype, path.version)
 
     def _scale(self, rtype: ResourceType, obj: Obj) -> Obj:

@@ -880,3 +880,45 @@ async def test_kubectl_gets_and_applies(kube_api: KubeApi, tmp_path: Path) -> No
     assert patch.content_type == "application/merge-patch+json"
     listed = json.loads(await kubectl(kube_api, tmp_path, "get", "ro", "-o", "json"))
     assert [item["metadata"]["name"] for item in listed["items"]] == ["app"]
+
+
+async def test_delayed_requests_are_answered_after_undelayed_ones(
+    kube_api: KubeApi, http: aiohttp.ClientSession
+) -> None:
+    kube_api.delay("GET", RS_PATH, seconds=0.3, times=1)
+    finished: list[str] = []
+
+    async def timed(label: str, method: str, path: str, body: Any = None) -> None:
+        await call(http, method, path, body)
+        finished.append(label)
+
+    await asyncio.gather(
+        timed("delayed list", "GET", RS_PATH),
+        timed("create", "POST", RS_PATH, replica_set("web")),
+    )
+    assert finished == ["create", "delayed list"]
+    assert (await call(http, "GET", RS_PATH))[0] == 200  # times=1: only the first was delayed
+
+
+async def test_server_dry_run_changes_nothing(
+    kube_api: KubeApi, http: aiohttp.ClientSession
+) -> None:
+    dry = {"dryRun": "All"}
+    status, _ = await call(http, "POST", RS_PATH, replica_set("web"), params=dry)
+    assert status == 201
+    assert kube_api.get("apps/v1", "ReplicaSet", "web") is None
+    kube_api.create(replica_set("web"))
+    version = kube_api.resource_version
+    patch = {"spec": {"replicas": 9}}
+    status, patched = await call(
+        http,
+        "PATCH",
+        f"{RS_PATH}/web",
+        patch,
+        content_type="application/merge-patch+json",
+        params=dry,
+    )
+    assert (status, patched["spec"]["replicas"]) == (200, 9)
+    await call(http, "DELETE", f"{RS_PATH}/web", params=dry)
+    assert kube_api.get("apps/v1", "ReplicaSet", "web")["spec"]["replicas"] == 1  # type: ignore[index]
+    assert kube_api.resource_version == version
