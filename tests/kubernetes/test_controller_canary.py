@@ -4,30 +4,21 @@ does is what the test does: apply, set image, wait, promote, abort."""
 
 from __future__ import annotations
 
-from typing import Any
-
 from tests.kubernetes.apiserver import KubeApi, KubeControllerManager
 from tests.kubernetes.world import (
-    ARGO,
     SEED_ROLLOUT,
     SEED_SERVICE,
+    promote,
     replica_sets,
     rollout,
     running_controller,
     seed,
     set_image,
     status,
+    status_patch,
 )
 
-from rollwise.core.commands import abort_patch, promote_patch
-from rollwise.platforms.kubernetes.client import KubeClient
-
-
-async def status_patch(kube_api: KubeApi, patch: Any) -> None:
-    async with await KubeClient.connect(kubeconfig=str(kube_api.kubeconfig_path)) as client:
-        await client.merge_patch(
-            ARGO, "Rollout", "myapp", "default", {"status": dict(patch)}, subresource="status"
-        )
+from rollwise.core.commands import abort_patch
 
 
 async def test_the_seed_canary_goes_through_its_steps_on_the_api_server(kube_api: KubeApi) -> None:
@@ -56,11 +47,11 @@ async def test_the_seed_canary_goes_through_its_steps_on_the_api_server(kube_api
         assert sets[canary_hash]["metadata"]["annotations"]["rollout.argoproj.io/revision"] == "2"
         assert status(kube_api)["message"] == "CanaryPauseStep"
 
-        await status_patch(kube_api, promote_patch(rollout(kube_api), full=False).status_patch)
+        await promote(kube_api, full=False)
         await kube_api.wait_for(lambda: status(kube_api).get("currentStepIndex") == 3, timeout=20)
         assert replica_sets(kube_api)[canary_hash]["spec"]["replicas"] == 2  # 40% of 5
 
-        await status_patch(kube_api, promote_patch(rollout(kube_api), full=True).status_patch)
+        await promote(kube_api, full=True)
         await kube_api.wait_for(
             lambda: (
                 status(kube_api).get("phase") == "Healthy"

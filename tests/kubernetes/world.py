@@ -12,6 +12,7 @@ from typing import Any
 from tests.kubernetes.apiserver import KubeApi
 
 from rollwise.controller.kubernetes import KubeController, KubeOptions
+from rollwise.core.commands import promote_patch
 from rollwise.platforms.kubernetes.client import KubeClient
 from rollwise.platforms.kubernetes.leader import LeaseTimings
 
@@ -118,3 +119,15 @@ def set_image(kube_api: KubeApi, image: str, name: str = "myapp") -> None:
     template = copy.deepcopy(current["spec"]["template"])
     template["spec"]["containers"][0]["image"] = image
     kube_api.patch(ARGO, "Rollout", name, "default", {"spec": {"template": template}})
+
+
+async def promote(kube_api: KubeApi, *, full: bool, name: str = "myapp") -> None:
+    """What `rollwise promote [--full]` writes: the core's patch, on the status subresource."""
+    await status_patch(kube_api, promote_patch(rollout(kube_api, name), full=full).status_patch)
+
+
+async def status_patch(kube_api: KubeApi, patch: Any, name: str = "myapp") -> None:
+    async with await KubeClient.connect(kubeconfig=str(kube_api.kubeconfig_path)) as client:
+        await client.merge_patch(
+            ARGO, "Rollout", name, "default", {"status": dict(patch)}, subresource="status"
+        )
