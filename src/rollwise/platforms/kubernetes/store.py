@@ -12,15 +12,22 @@ What is cached is filtered where Kubernetes lets us (Argo learned that caching e
 of a cluster costs gigabytes): ReplicaSets and Pods only with the `rollouts-pod-template-hash`
 label, Rollouts, AnalysisRuns and Experiments only of this controller's instance id
 (`argo-rollouts.argoproj.io/controller-instance-id`), everything only in the watched namespace
-with `--namespaced`. Events this controller records are kept in memory too (a bounded list) for
-`/metrics`' `rollout_events_total`.
+with `--namespaced`.
+
+Events this controller records are kept in memory too (the last `EVENTS_KEPT`), for `/metrics`'
+`rollout_events_total` and as the notifier's feed (`event_counter`, `events_since`). As in local
+mode's store (and Kubernetes' own event aggregation), the same type, reason and message about
+the same object again bumps the kept event's count and moves it to the newest counter value.
+They live only as long as the process: this is what Argo's notifications read too (its
+in-process event recorder), see `rollwise.platforms.kubernetes.notifications`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import builtins
-from collections import deque
+import threading
+from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
@@ -35,6 +42,10 @@ RawObject = dict[str, Any]
 INSTANCE_ID_LABEL = "argo-rollouts.argoproj.io/controller-instance-id"
 ARGO = "argoproj.io/v1alpha1"
 EVENTS_KEPT = 10_000
+STATUS_SUBRESOURCE = frozenset({"Rollout"})
+
+EventKey = tuple[str, str, str, str, str, str]
+"""(namespace, kind, name, type, reason, message): what makes two recordings the same event."""
 
 ChangeHandler = Callable[[str, RawObject | None, RawObject | None], None]
 """(kind, old, new): an object of `kind` was added (old None), changed, or deleted (new None)."""
@@ -92,7 +103,13 @@ class KubeStore:
         self.namespace = namespace
         self.instance_id = instance_id
         self._on_change = on_change
-        self._events: deque[RawObject] = deque(maxlen=EVENTS_KEPT)
+        # Oldest recording first; a repeat moves to the end. Guarded: scrapes read in a thread.
+        self._events: OrderedDict[EventKey, tuple[int, RawObject]] = OrderedDict()
+        self._event_counter = 0
+        self._events_lock = threading.Lock()
+        # The resourceVersion of each status this controller wrote that the cache has not
+        # caught up with yet (see `status_pending`).
+        self._written: dict[tuple[str, str, str], str] = {}
         self.informers: dict[str, Informer] = {}
         for item in watched:
             selectors = [item.label_selector] if item.label_selector else []
@@ -109,6 +126,8 @@ class KubeStore:
 
     def _changed(self, kind: str) -> Callable[[str, RawObject | None, RawObject | None], None]:
         def changed(_type: str, old: RawObject | None, new: RawObject | None) -> None:
+            if self._written:
+                self._caught_up(kind, old if new is None else new, deleted=new is None)
             if self._on_change is not None:
                 self._on_change(kind, old, new)
 
@@ -137,12 +156,55 @@ class KubeStore:
 
     async def write_status(self, obj: RawObject) -> RawObject:
         """The status subresource, with the resourceVersion read: ConflictError when stale."""
-        return await self.client.replace_status(obj)
+        written = await self.client.replace_status(obj)
+        metadata = written.get("metadata") or {}
+        version = str(metadata.get("resourceVersion") or "")
+        kind, namespace = str(written.get("kind")), metadata.get("namespace") or "default"
+        cached = self.get(kind, metadata["name"], namespace)
+        # The watch may have brought the write before its answer came.
+        if version and not _holds(cached, version):
+            self._written[(kind, namespace, metadata["name"])] = version
+        return written
+
+    def status_pending(self, kind: str, namespace: str, name: str) -> bool:
+        """Has this controller written a status of that object the cache does not hold yet?
+        (The write's answer comes at once; the cache learns it from the watch a moment later.
+        The notifier waits for it, so its templates show the status the reconcile wrote.)"""
+        return (kind, namespace, name) in self._written
+
+    def _caught_up(self, kind: str, obj: RawObject | None, *, deleted: bool) -> None:
+        metadata = (obj or {}).get("metadata") or {}
+        key = (kind, metadata.get("namespace") or "default", metadata.get("name") or "")
+        written = self._written.get(key)
+        if written is not None and (deleted or _holds(obj, written)):
+            del self._written[key]
 
     # --- events -------------------------------------------------------------------------------
 
     def remember_event(self, event: RawObject) -> None:
-        self._events.append(event)
+        """Keep an event this controller recorded (a repeat bumps the kept one's count)."""
+        involved = event.get("involvedObject") or {}
+        key: EventKey = (
+            str(involved.get("namespace") or (event.get("metadata") or {}).get("namespace") or ""),
+            str(involved.get("kind") or ""),
+            str(involved.get("name") or ""),
+            str(event.get("type") or ""),
+            str(event.get("reason") or ""),
+            str(event.get("message") or ""),
+        )
+        with self._events_lock:
+            self._event_counter += 1
+            kept = self._events.pop(key, None)
+            if kept is not None:
+                earlier = kept[1]
+                event = {
+                    **earlier,
+                    "count": int(earlier.get("count") or 1) + 1,
+                    "lastTimestamp": event.get("lastTimestamp") or earlier.get("lastTimestamp"),
+                }
+            self._events[key] = (self._event_counter, event)
+            while len(self._events) > EVENTS_KEPT:
+                self._events.popitem(last=False)
 
     def events(
         self,
@@ -153,14 +215,45 @@ class KubeStore:
         limit: int = 200,
     ) -> builtins.list[RawObject]:
         """The events this controller recorded, oldest first (what `/metrics` counts)."""
+        with self._events_lock:
+            kept = [event for _, event in self._events.values()]
         found = [
             event
-            for event in self._events
+            for event in kept
             if (kind is None or event["involvedObject"].get("kind") == kind)
             and (name is None or event["involvedObject"].get("name") == name)
             and (namespace is None or event["metadata"].get("namespace") == namespace)
         ]
         return found[-limit:]
+
+    def event_counter(self) -> int:
+        """Every recording (or repeat) of an event takes the next value of this counter."""
+        with self._events_lock:
+            return self._event_counter
+
+    def events_since(
+        self, counter: int, *, limit: int = 500
+    ) -> builtins.list[tuple[int, RawObject]]:
+        """Events recorded or repeated after `counter`, oldest first, each with the counter
+        value of its latest recording (the notifier's feed, as local mode's store gives it)."""
+        with self._events_lock:
+            newer: builtins.list[tuple[int, RawObject]] = []
+            for touched, event in reversed(self._events.values()):
+                if touched <= counter:
+                    break
+                newer.append((touched, event))
+        newer.reverse()
+        return newer[:limit]
+
+
+def _holds(obj: RawObject | None, version: str) -> bool:
+    """Does the cached `obj` hold the write that made `version`? resourceVersions are opaque,
+    but the API server's are etcd revisions (integers): a newer one (a relist that skipped
+    ours) holds our write too."""
+    seen = str(((obj or {}).get("metadata") or {}).get("resourceVersion") or "")
+    if seen == version:
+        return True
+    return seen.isdigit() and version.isdigit() and int(seen) >= int(version)
 
 
 def event_object(
