@@ -11,6 +11,8 @@ Theory of operation. One asyncio loop, as in local mode, but the API server is t
 - with leader election (the default, as Argo's), only the replica holding the Lease reconciles;
   the others keep their caches warm and take over when the lease expires. A leader that cannot
   renew its lease within the renew deadline stops acting and exits, as client-go's does;
+- notifications (`rollwise.platforms.kubernetes.notifications`) follow the events this
+  controller records, with Argo's ConfigMap and Secret, in a task of their own;
 - `/metrics` and `/healthz` are served on the metrics and health ports (all interfaces, as in a
   pod); a graceful stop (SIGTERM) stops taking keys, lets the writes in flight finish, releases
   the lease and exits.
@@ -122,6 +124,17 @@ class KubeController:
                 "Experiment": options.experiment_threads,
             },
         )
+        # Imported here: jinja2 and apprise load only when a controller is built.
+        from rollwise.platforms.kubernetes.notifications import kube_notifications
+
+        self.notifications = kube_notifications(
+            self.store,
+            client,
+            namespace=self.namespace,
+            clock=self.clock,
+            metrics=self.metrics,
+            busy=lambda namespace, name: self.loop.busy(object_key("Rollout", namespace, name)),
+        )
         identity = f"{socket.gethostname()}_{uuid.uuid4().hex[:8]}"
         self.elector = (
             LeaderElector(
@@ -206,6 +219,8 @@ class KubeController:
             await server.start()
             log.info("controller metrics and health at %s", server.url)
         informers = asyncio.create_task(self.store.run(), name="informers")
+        # Beside the loop: a slow or dead notification service never holds a rollout.
+        notifications = asyncio.create_task(self.notifications.run(), name="notifications")
         holding: asyncio.Task[None] | None = None
         try:
             await self._until_stopped(self.store.wait_synced())
@@ -230,7 +245,7 @@ class KubeController:
         finally:
             # Graceful: finish the writes in flight, then give the lease up.
             await self.loop.finish(grace_seconds=SHUTDOWN_GRACE_SECONDS)
-            for task in (holding, informers):
+            for task in (holding, notifications, informers):
                 if task is not None:
                     task.cancel()
                     with contextlib.suppress(asyncio.CancelledError, LeadershipLost):
