@@ -7,7 +7,8 @@ of `rollwise.core.commands`, so a button does what the matching `rollwise` verb 
 
 Paths mirror Argo's (reference 5.3): `GET /api/v1/rollouts/{ns}/info` (+ `/info/watch`),
 `GET /api/v1/rollouts/{ns}/{name}/info` (+ `/watch`), `GET /api/v1/namespace`,
-`GET /api/v1/version`, and `PUT .../{name}/promote|abort|retry|restart`,
+`GET /api/v1/version`, `GET /api/v1/settings` (whether actions are on, so the page can
+disable its buttons), and `PUT .../{name}/promote|abort|retry|restart`,
 `.../{name}/undo/{revision}`, `.../{name}/set/{container}/{image}`. Watches are server-sent
 events: the handler polls the store's change counters and sends the new payload when they move.
 
@@ -190,11 +191,17 @@ def create_app(
     app.on_shutdown.append(close_streams)
     app.on_cleanup.append(close_store)
     handlers = _Handlers(app, clock=clock, check_template=check_template)
+    actions_off = read_only or token is None
+
+    async def settings(request: web.Request) -> web.Response:
+        return web.json_response({"readOnly": actions_off})
+
     prefix = "/api/v1/rollouts/{ns}"
     app.router.add_get("/", handlers.index)
     app.router.add_get("/rollouts", handlers.index)
     app.router.add_get("/api/v1/version", handlers.version)
     app.router.add_get("/api/v1/namespace", handlers.namespaces)
+    app.router.add_get("/api/v1/settings", settings)
     app.router.add_get(prefix + "/info", handlers.list_info)
     app.router.add_get(prefix + "/info/watch", handlers.watch_list)
     app.router.add_get(prefix + "/{name}/info", handlers.rollout_info)
