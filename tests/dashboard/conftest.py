@@ -16,6 +16,7 @@ from rollwise.platforms.local.store import SqliteStore
 
 TOKEN = "s3cret-token"
 STEPS: list[dict[str, Any]] = [{"setWeight": 20}, {"pause": {}}, {"setWeight": 50}]
+QUERY = 'sum(rate(x{service="{{args.service-name}}"}[1m]))'
 
 
 def seed(store: SqliteStore) -> None:
@@ -34,6 +35,7 @@ def seed(store: SqliteStore) -> None:
                 "stableRS": "abc",
                 "currentPodHash": "def",
                 "pauseConditions": [{"reason": "CanaryPauseStep", "startTime": ago(minutes=1)}],
+                "controllerPause": True,
                 "replicas": 3,
                 "availableReplicas": 3,
             },
@@ -71,11 +73,12 @@ def seed(store: SqliteStore) -> None:
         created=ago(minutes=1),
         counts={"successful": 2},
     )
+    run["spec"]["args"] = [{"name": "service-name", "value": "shop-canary"}]
     run["spec"]["metrics"] = [
         {
             "name": "success-rate",
             "successCondition": "result[0] >= 0.95",
-            "provider": {"prometheus": {"query": "sum(rate(x[1m]))"}},
+            "provider": {"prometheus": {"query": QUERY}},
         }
     ]
     run["status"]["metricResults"][0]["measurements"] = [

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from aiohttp.test_utils import TestClient
-from tests.dashboard.conftest import TOKEN, serve
+from tests.dashboard.conftest import QUERY, TOKEN, serve
 
 from rollwise.platforms.local.store import SqliteStore
 
@@ -48,10 +48,15 @@ async def test_rollout_info_has_steps_revisions_pods_analysis_and_weights(client
     (run,) = shop["analysisRuns"]
     (metric,) = run["metrics"]
     assert metric["successCondition"] == "result[0] >= 0.95"
-    assert metric["provider"] == {"prometheus": {"query": "sum(rate(x[1m]))"}}
+    assert metric["provider"] == {"prometheus": {"query": QUERY}}  # as the run holds it
+    assert run["args"] == [{"name": "service-name", "value": "shop-canary"}]
     assert [m["number"] for m in metric["measurements"]] == [0.99, 0.97]
     assert [w["weight"] for w in shop["weights"]] == [20]
     assert shop["containers"] == [{"name": "shop", "image": "argoproj/rollouts-demo:yellow"}]
+
+
+async def test_settings_tell_the_page_that_actions_are_on(client: Client) -> None:
+    assert await (await client.get("/api/v1/settings")).json() == {"readOnly": False}
 
 
 async def test_unknown_rollout_is_404(client: Client) -> None:
@@ -119,6 +124,7 @@ async def test_read_only_refuses_every_action(home: Path, store: SqliteStore) ->
             assert (await client.put(f"{BASE}/shop/{path}", headers=AUTH)).status == 403, path
         assert store.require("Rollout", "shop") == before
         assert (await client.get(f"{BASE}/shop/info")).status == 200
+        assert await (await client.get("/api/v1/settings")).json() == {"readOnly": True}
     finally:
         await client.close()
 
