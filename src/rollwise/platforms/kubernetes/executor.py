@@ -237,7 +237,7 @@ class KubeExecutor:
         except ConflictError:
             return
         if status and created.get("status") != status:
-            await self.client.replace_status({**created, "status": status})
+            await self.store.write_status({**created, "status": status})
 
     async def _scale_replica_set(self, action: act.ScaleReplicaSet, namespace: str) -> None:
         deadline = action.scale_down_deadline

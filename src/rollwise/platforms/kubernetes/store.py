@@ -155,8 +155,13 @@ class KubeStore:
     # --- writes -------------------------------------------------------------------------------
 
     async def write_status(self, obj: RawObject) -> RawObject:
-        """The status subresource, with the resourceVersion read: ConflictError when stale."""
-        written = await self.client.replace_status(obj)
+        """Write `obj`'s status with the resourceVersion read (ConflictError when stale): through
+        the status subresource for a Rollout, with an update of the whole object for an
+        AnalysisRun or Experiment (Argo's CRDs give only Rollout a status subresource)."""
+        if obj.get("kind") in STATUS_SUBRESOURCE:
+            written = await self.client.replace_status(obj)
+        else:
+            written = await self.client.replace(obj)
         metadata = written.get("metadata") or {}
         version = str(metadata.get("resourceVersion") or "")
         kind, namespace = str(written.get("kind")), metadata.get("namespace") or "default"
