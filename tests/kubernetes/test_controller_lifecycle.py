@@ -178,6 +178,9 @@ async def test_a_controller_restarted_mid_rollout_goes_on_from_the_same_step(
             )
             creates = kube_api.requests_to(method="POST", path_prefix="/apis/apps/")
             assert creates == []
+            # Nothing changed, so nothing was written: no status, no scale, no event.
+            assert kube_api.requests_to(method="PUT") == []
+            assert kube_api.requests_to(method="PATCH") == []
             await promote(kube_api, full=True)
             await kube_api.wait_for(
                 lambda: (
