@@ -11,7 +11,10 @@ waits for a notification. The notifier follows them by the store's event counter
               -> templates (the trigger's) rendered for each destination -> pending deliveries;
               the cursor and the new deliveries are saved together. An event about a Rollout
               whose reconcile is still running (`busy`) waits: the reconcile records events
-              before it writes the status, and the templates should see that status.
+              before it writes the status, and the templates should see that status. Where the
+              feed keeps the Rollout as that reconcile wrote it (`as_written`, Kubernetes mode),
+              the event is rendered with it as soon as it is written, even when later
+              reconciles have moved the Rollout on (steps that follow each other quickly).
     attempt   one pending delivery -> the service's message -> the transport -> an outcome;
               sent: forgotten; failed: tried again after a back-off (1 s doubling, capped at
               60 s), given up after 6 attempts or at once when it cannot succeed (4xx, bad URL,
@@ -197,6 +200,7 @@ class Notifier:
         secret_namespace: str = "default",
         batch: int = 200,
         busy: Callable[[str, str], bool] | None = None,
+        as_written: Callable[[int], RawObject | None] | None = None,
     ) -> None:
         self.feed = feed
         self.objects = objects
@@ -209,6 +213,7 @@ class Notifier:
         self.secret_namespace = secret_namespace
         self.batch = batch
         self.busy = busy
+        self.as_written = as_written
         self.cursor: int | None = None
         self.pending: dict[str, PendingDelivery] = {}
         self._unconfigured: set[str] = set()
@@ -236,7 +241,7 @@ class Notifier:
         config = self.config.current()
         queued: list[PendingDelivery] = []
         for counter, event in events:
-            if self._in_reconcile(event):
+            if self._rollout_as_written(counter) is None and self._in_reconcile(event):
                 break  # read again next time, in order, once its status is written
             self.cursor = counter
             if config is not None:
@@ -245,6 +250,9 @@ class Notifier:
             self.pending[delivery.id] = delivery
         self._save()
         return queued
+
+    def _rollout_as_written(self, counter: int) -> RawObject | None:
+        return None if self.as_written is None else self.as_written(counter)
 
     def _in_reconcile(self, event: RawObject) -> bool:
         if self.busy is None:
@@ -268,9 +276,11 @@ class Notifier:
         name = str(involved.get("name"))
         reason = str(event.get("reason") or "")
         trigger = trigger_for_reason(reason)
-        rollout = self.objects.get("Rollout", name, namespace) or {
-            "metadata": {"name": name, "namespace": namespace}
-        }
+        rollout = (
+            self._rollout_as_written(counter)
+            or self.objects.get("Rollout", name, namespace)
+            or {"metadata": {"name": name, "namespace": namespace}}
+        )
         destinations = [only] if only else config.destinations(rollout).get(trigger, [])
         if not destinations:
             return []

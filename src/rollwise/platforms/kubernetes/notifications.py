@@ -12,9 +12,11 @@ Theory of operation:
   its resourceVersion changes; no ConfigMap, no notifications;
 - secrets: `argo-rollouts-notification-secret` in that namespace, read from the store's Secret
   cache at send time, so a changed token is used by the next attempt;
-- feed: the events this controller records (`KubeStore.events_since`); an event about a
-  Rollout waits while its reconcile runs, and until the status that reconcile wrote is back in
-  the cache, so templates see the status the event belongs to;
+- feed: the events this controller records (`KubeStore.events_since`), each rendered with the
+  Rollout as the status write after it left it (`KubeStore.rollout_as_written`: the status of
+  the reconcile that recorded it, even when the next steps followed within milliseconds); an
+  event whose reconcile wrote no status waits until that reconcile ends and renders with the
+  cached Rollout;
 - delivery: `rollwise.notify.service.Notifier` - one task per attempt, back-off on failures,
   Argo's `notification_send_*` series in the controller's `/metrics`.
 
@@ -136,6 +138,7 @@ def kube_notifications(
         metrics=metrics,
         secret_namespace=namespace,
         busy=waiting,
+        as_written=store.rollout_as_written,
     )
     return KubeNotifications(notifier, config_maps)
 

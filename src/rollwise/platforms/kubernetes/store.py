@@ -42,6 +42,9 @@ RawObject = dict[str, Any]
 INSTANCE_ID_LABEL = "argo-rollouts.argoproj.io/controller-instance-id"
 ARGO = "argoproj.io/v1alpha1"
 EVENTS_KEPT = 10_000
+ROLLOUTS_AS_WRITTEN_KEPT = 512
+"""Events whose Rollout, as the next status write left it, is kept for the notifier (which
+reads them within a poll; one that falls further behind renders with the cached Rollout)."""
 STATUS_SUBRESOURCE = frozenset({"Rollout"})
 
 EventKey = tuple[str, str, str, str, str, str]
@@ -110,8 +113,16 @@ class KubeStore:
         # The resourceVersion of each status this controller wrote that the cache has not
         # caught up with yet (see `status_pending`).
         self._written: dict[tuple[str, str, str], str] = {}
+        # Counters of the events about each Rollout recorded since its last status write, and
+        # the Rollout as the write after them left it (see `rollout_as_written`).
+        self._unwritten: dict[tuple[str, str], builtins.list[int]] = {}
+        self._as_written: OrderedDict[int, RawObject] = OrderedDict()
         self.informers: dict[str, Informer] = {}
         for item in watched:
+            if item.cluster_scoped and namespace is not None:
+                # A namespaced controller has a Role only: cluster-scoped kinds (the
+                # ClusterAnalysisTemplates) are not its to read, as in Argo's namespaced mode.
+                continue
             selectors = [item.label_selector] if item.label_selector else []
             if item.instance_scoped:
                 selectors.append(instance_selector(instance_id))
@@ -128,6 +139,11 @@ class KubeStore:
         def changed(_type: str, old: RawObject | None, new: RawObject | None) -> None:
             if self._written:
                 self._caught_up(kind, old if new is None else new, deleted=new is None)
+            if new is None and old is not None and kind == "Rollout":
+                metadata = old.get("metadata") or {}
+                self._unwritten.pop(
+                    (metadata.get("namespace") or "default", metadata["name"]), None
+                )
             if self._on_change is not None:
                 self._on_change(kind, old, new)
 
@@ -169,7 +185,18 @@ class KubeStore:
         # The watch may have brought the write before its answer came.
         if version and not _holds(cached, version):
             self._written[(kind, namespace, metadata["name"])] = version
+        if kind == "Rollout":
+            for counter in self._unwritten.pop((namespace, metadata["name"]), ()):
+                self._as_written[counter] = written
+            while len(self._as_written) > ROLLOUTS_AS_WRITTEN_KEPT:
+                self._as_written.popitem(last=False)
         return written
+
+    def rollout_as_written(self, counter: int) -> RawObject | None:
+        """The Rollout an event (by its counter) is about, as the status write that followed it
+        left it: the status of the reconcile that recorded the event, even when later
+        reconciles have moved on (the notifier renders with it). None until it is written."""
+        return self._as_written.get(counter)
 
     def status_pending(self, kind: str, namespace: str, name: str) -> bool:
         """Has this controller written a status of that object the cache does not hold yet?
@@ -208,6 +235,10 @@ class KubeStore:
                     "lastTimestamp": event.get("lastTimestamp") or earlier.get("lastTimestamp"),
                 }
             self._events[key] = (self._event_counter, event)
+            if key[1] == "Rollout":
+                waiting = self._unwritten.setdefault((key[0], key[2]), [])
+                waiting.append(self._event_counter)
+                del waiting[:-ROLLOUTS_AS_WRITTEN_KEPT]
             while len(self._events) > EVENTS_KEPT:
                 self._events.popitem(last=False)
 
