@@ -14,8 +14,6 @@ import yaml
 from cli_objects import ago, analysis_run, pod, replica_set
 from conftest import SEED_MANIFEST, Cli
 
-from rollwise.cli.main import app
-
 
 def set_status(cli: Cli, status: dict[str, Any], name: str = "myapp") -> None:
     with cli.store() as store:
@@ -367,23 +365,11 @@ def test_a_missing_home_is_not_created_by_a_read_or_a_command(cli: Cli) -> None:
     assert not cli.home.exists()
 
 
-def test_the_kubernetes_context_is_refused_for_now(applied: Cli) -> None:
-    result = applied("--context", "kubernetes", "get", "rollout", "myapp")
-    assert result.exit_code == 1
-    assert result.stderr.startswith("Error: the kubernetes context is not available yet")
+def test_an_unknown_context_is_refused(applied: Cli) -> None:
+    # The kubernetes context is tested against an API server: tests/kubernetes/test_cli_*.py
     unknown = applied("--context", "mars", "list", "rollouts")
     assert unknown.exit_code == 1
     assert unknown.stderr == "Error: unknown context 'mars': expected one of local, kubernetes\n"
-
-
-def test_the_context_comes_from_the_environment(applied: Cli) -> None:
-    result = applied.runner.invoke(
-        app,
-        ["--home", str(applied.home), "promote", "myapp"],
-        env={"ROLLWISE_CONTEXT": "kubernetes"},
-    )
-    assert result.exit_code == 1
-    assert "kubernetes context is not available" in result.stderr
 
 
 # --- writes --------------------------------------------------------------------------------------

@@ -1,14 +1,16 @@
 """The analysis verbs: get/list/terminate analysisrun, create secret generic, analyze.
 
 Who calls it: `rollwise.cli.main`, which registers these functions as typer commands.
-- `get analysisrun`, `list analysisruns` read the local store and draw with
+- `get analysisrun`, `list analysisruns` read the store of the context and draw with
   `rollwise.views.analysis`; `terminate analysisrun` merge-patches `spec.terminate: true`, as
   `kubectl argo rollouts terminate analysisrun` does.
 - `create secret generic` stores a v1 Secret the way `kubectl create secret generic` builds it
   (`data` base64); the analysis reconciler reads it for `secretKeyRef` args and provider
-  credentials. Values are never printed: not on success, not in any error.
-- `analyze` builds an AnalysisRun from a file and drives it in-process with the controller's
-  own reconciler (`rollwise.controller.analyze`), printing each measurement as it lands.
+  credentials (a Secret of the cluster with `--context kubernetes`). Values are never
+  printed: not on success, not in any error.
+- `analyze` (local only) builds an AnalysisRun from a file and drives it in-process with the
+  controller's own reconciler (`rollwise.controller.analyze`), printing each measurement as it
+  lands.
 
 Like the other verb modules it sits on the 150 ms start-up path of every command: the models,
 the core, the controller and aiohttp are imported inside the verbs that use them.
@@ -27,7 +29,15 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from rollwise.api.errors import NotFoundError, UserError
-from rollwise.cli.state import Settings, open_store, template_names, use_color
+from rollwise.cli.state import (
+    Settings,
+    Store,
+    open_local_store,
+    open_store,
+    read_modify_write,
+    template_names,
+    use_color,
+)
 from rollwise.cli.state import watch as watch_store
 from rollwise.views import analysis as views
 
@@ -66,7 +76,7 @@ def _missing_run(name: str, namespace: str) -> NotFoundError:
     return NotFoundError(f"analysisrun '{name}' not found in namespace '{namespace}'")
 
 
-def _read_run(store: SqliteStore | None, name: str, namespace: str) -> Raw:
+def _read_run(store: Store | None, name: str, namespace: str) -> Raw:
     run = store.get("AnalysisRun", name, namespace) if store is not None else None
     if run is None:
         raise _missing_run(name, namespace)
@@ -142,11 +152,15 @@ def terminate_analysisrun(ctx: typer.Context, name: RunName) -> None:
     with open_store(settings, create=False) as store:
         if store is None:
             raise _missing_run(name, settings.namespace)
-        with store.transaction():
+
+        def change() -> None:
+            assert store is not None
             _read_run(store, name, settings.namespace)
             store.patch(
                 "AnalysisRun", name, settings.namespace, merge={"spec": {"terminate": True}}
             )
+
+        read_modify_write(store, change)
     typer.echo(f"analysisrun '{name}' terminated")
 
 
@@ -200,8 +214,8 @@ def create_secret_generic(
         typer.Option("--from-file", help="KEY=PATH (or PATH: the key is its file name) to store."),
     ] = None,
 ) -> None:
-    """Store a Secret in the local store (create or replace), like `kubectl create secret
-    generic`; analysis reads it for secretKeyRef args and provider credentials."""
+    """Store a Secret (create or replace) in the local home or the cluster, like `kubectl
+    create secret generic`; analysis reads it for secretKeyRef args and provider credentials."""
     if not _SUBDOMAIN.fullmatch(name) or len(name) > 253:
         raise UserError(
             f"'{name}' is not a valid secret name: lower-case letters, digits, '-' and '.'"
@@ -217,14 +231,16 @@ def create_secret_generic(
     }
     with open_store(settings, create=True) as store:
         assert store is not None
-        with store.transaction():
-            existing = store.get("Secret", name, settings.namespace)
-            if existing is None:
+
+        def change() -> str:
+            assert store is not None
+            if store.get("Secret", name, settings.namespace) is None:
                 store.create(secret)
-                outcome = "created"
-            else:
-                store.update(secret)
-                outcome = "configured"
+                return "created"
+            store.update(secret)
+            return "configured"
+
+        outcome = read_modify_write(store, change)
     typer.echo(f"secret/{name} {outcome}")
 
 
@@ -364,9 +380,10 @@ def analyze(
     from rollwise.core.timestamps import SystemClock
 
     settings = _settings(ctx)
+    settings.require_local("`rollwise analyze`")
     color = use_color(no_color)
     loaded, problems = load_files(filenames)
-    with open_store(settings, create=False) as store:
+    with open_local_store(settings, create=False) as store:
         stored = _store_templates(store, settings.namespace)
         known, cluster_known = template_names(store, settings.namespace)
         # Only what analyze runs is checked: a Rollout next to the templates is not its business.

@@ -31,7 +31,7 @@ def dashboard(
     """Serve the web dashboard (Argo's, on port 3100): rollouts live, with their actions."""
     settings = ctx.obj
     assert isinstance(settings, Settings)
-    settings.require_local()
+    settings.require_local("`rollwise dashboard`")
     from rollwise.dashboard.local import dashboard_url, local_app, run_until_stopped
     from rollwise.dashboard.server import new_token
 

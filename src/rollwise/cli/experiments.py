@@ -2,7 +2,8 @@
 experiment, retry experiment (reference 5.1).
 
 Who calls it: `rollwise.cli.main`, which registers these functions as typer commands. Reads go
-through the local store and `rollwise.views.experiment_render`; the writes are the ones Argo's
+through the store of the context (on a cluster by label selector, `rollwise.cli.cluster`) and
+`rollwise.views.experiment_render`; the writes are the ones Argo's
 CLI makes (`spec.terminate: true`; the whole `status` cleared for a retry), so the controller
 sees the same request whichever tool made it. Like `view`, this module is on the CLI's start-up
 path and imports neither the models nor the core.
@@ -12,17 +13,21 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated, Any
 
 import typer
 
 from rollwise.api.errors import NotFoundError, UserError
-from rollwise.cli.state import Settings, open_store, use_color
+from rollwise.cli.state import (
+    Settings,
+    Store,
+    cluster_store,
+    open_store,
+    read_modify_write,
+    use_color,
+)
 from rollwise.cli.state import watch as watch_store
 from rollwise.views.experiment_render import render_experiment, render_experiment_list
-
-if TYPE_CHECKING:
-    from rollwise.platforms.local.store import SqliteStore
 
 ExperimentName = Annotated[
     str, typer.Argument(metavar="EXPERIMENT", help="Name of the experiment.")
@@ -39,21 +44,25 @@ def _missing(name: str, namespace: str) -> NotFoundError:
     return NotFoundError(f"experiment '{name}' not found in namespace '{namespace}'")
 
 
-def _read(store: SqliteStore | None, name: str, namespace: str) -> dict[str, Any]:
+def _read(store: Store | None, name: str, namespace: str) -> dict[str, Any]:
     experiment = store.get("Experiment", name, namespace) if store is not None else None
     if experiment is None:
         raise _missing(name, namespace)
     return experiment
 
 
-def _draw(store: SqliteStore, experiment: dict[str, Any], namespace: str, *, color: bool) -> str:
+def _draw(store: Store, experiment: dict[str, Any], namespace: str, *, color: bool) -> str:
+    cluster = cluster_store(store)
+    if cluster is not None:
+        from rollwise.cli.cluster import experiment_children
+
+        replica_sets, pods, runs = experiment_children(cluster, experiment, namespace)
+    else:
+        replica_sets = store.list("ReplicaSet", namespace)
+        pods = store.list("Pod", namespace)
+        runs = store.list("AnalysisRun", namespace)
     return render_experiment(
-        experiment,
-        store.list("ReplicaSet", namespace),
-        store.list("Pod", namespace),
-        store.list("AnalysisRun", namespace),
-        now=datetime.now(UTC),
-        color=color,
+        experiment, replica_sets, pods, runs, now=datetime.now(UTC), color=color
     )
 
 
@@ -126,9 +135,13 @@ def terminate_experiment(ctx: typer.Context, name: ExperimentName) -> None:
     with open_store(settings, create=False) as store:
         if store is None:
             raise _missing(name, settings.namespace)
-        with store.transaction():
+
+        def change() -> None:
+            assert store is not None
             _read(store, name, settings.namespace)
             store.patch("Experiment", name, settings.namespace, merge={"spec": {"terminate": True}})
+
+        read_modify_write(store, change)
     typer.echo(f"experiment '{name}' terminated")
 
 
@@ -138,7 +151,11 @@ def retry_experiment(ctx: typer.Context, name: ExperimentName) -> None:
     with open_store(settings, create=False) as store:
         if store is None:
             raise _missing(name, settings.namespace)
-        with store.transaction():
+
+        def change() -> None:
+            assert store is not None
             experiment = _read(store, name, settings.namespace)
             store.update_status({**experiment, "status": None})
+
+        read_modify_write(store, change)
     typer.echo(f"experiment '{name}' restarted")

@@ -1,9 +1,11 @@
 """`rollwise`: the command line, mirroring `kubectl argo rollouts`.
 
-Where this sits: the console script `rollwise = rollwise.cli.main:run`. It parses the global
-options (`--home`, `--namespace`, `--context`), registers the verbs of `view` (reads) and
-`manage` (writes), and is the one place where a `RollwiseError` becomes one line on stderr and
-exit code 1, never a traceback.
+Where this sits: the console scripts `rollwise = rollwise.cli.main:run` and the kubectl plugin
+`kubectl-rollwise = rollwise.cli.main:run_plugin` (the same commands, always on the cluster of
+the kubeconfig). It parses the global options (`--home`, `--namespace`, `--context`,
+`--kubeconfig`, `--kube-context`; after the verb too, see `options`), registers the verbs of
+`view` (reads) and `manage` (writes), and is the one place where a `RollwiseError` becomes one
+line on stderr and exit code 1, never a traceback.
 
 Startup time is a budget (150 ms for `rollwise --help` and `rollwise get rollout`): this module
 imports typer and the small CLI modules only. The controller, the demo, the models, the core
@@ -13,6 +15,7 @@ and yaml are imported inside the commands that use them.
 from __future__ import annotations
 
 import contextlib
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
@@ -20,10 +23,11 @@ from typing import Annotated, Any
 import typer
 
 from rollwise import __version__
-from rollwise.api.errors import RollwiseError, UserError
+from rollwise.api.errors import RollwiseError
 from rollwise.cli import analysis, dashboard, experiments, install, manage, notifications, view
-from rollwise.cli.plain_params import PlainCommand, PlainGroup, use_plain_conversion
-from rollwise.cli.state import CONTEXTS, Settings, open_store, template_names
+from rollwise.cli.options import VerbCommand, VerbGroup, plugin_args
+from rollwise.cli.plain_params import use_plain_conversion
+from rollwise.cli.state import Settings, cluster_store, open_store, template_names
 
 _HELP_ORDER = (
     "apply",
@@ -50,7 +54,7 @@ _HELP_ORDER = (
 )
 
 
-class _Commands(PlainGroup):
+class _Commands(VerbGroup):
     """The root group: turns every rollwise error into `Error: <message>` and exit code 1."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -70,7 +74,7 @@ class _Commands(PlainGroup):
             raise typer.Exit(1) from None
 
 
-def _typer(help_text: str, cls: type[PlainGroup] = PlainGroup) -> typer.Typer:
+def _typer(help_text: str, cls: type[VerbGroup] = VerbGroup) -> typer.Typer:
     return typer.Typer(
         help=help_text,
         cls=cls,
@@ -93,7 +97,7 @@ list_app = _typer("List rollouts, experiments or analysis runs.")
 set_app = _typer("Change a rollout's pod template.")
 retry_app = _typer("Retry an aborted rollout, or an experiment.")
 terminate_app = _typer("Terminate an analysis run or an experiment.")
-create_app = _typer("Create a resource in the local store.")
+create_app = _typer("Create a resource (a secret) in the local home or the cluster.")
 create_secret_app = _typer("Create a secret.")
 app.add_typer(get_app, name="get")
 app.add_typer(list_app, name="list")
@@ -118,18 +122,48 @@ def _global_options(
         ),
     ] = Path(".rollwise"),
     namespace: Annotated[
-        str, typer.Option("--namespace", "-n", help="Namespace to act in.")
-    ] = "default",
+        str | None,
+        typer.Option(
+            "--namespace",
+            "-n",
+            help="Namespace to act in (default: 'default'; on a cluster, the kubeconfig "
+            "context's namespace).",
+        ),
+    ] = None,
     context: Annotated[
         str,
         typer.Option(
-            "--context", envvar="ROLLWISE_CONTEXT", help="Where to act: local or kubernetes."
+            "--context",
+            envvar="ROLLWISE_CONTEXT",
+            help="Where to act: local (a rollwise home) or kubernetes (the cluster of the "
+            "kubeconfig). In `kubectl rollwise`: the kubeconfig context, as in kubectl.",
         ),
     ] = "local",
+    kubeconfig: Annotated[
+        str | None,
+        typer.Option(
+            "--kubeconfig",
+            help="Kubernetes: the kubeconfig file (default: $KUBECONFIG, ~/.kube/config, "
+            "else in-cluster).",
+        ),
+    ] = None,
+    kube_context: Annotated[
+        str | None,
+        typer.Option(
+            "--kube-context", help="Kubernetes: the kubeconfig context (default: the current)."
+        ),
+    ] = None,
 ) -> None:
-    if context not in CONTEXTS:
-        raise UserError(f"unknown context '{context}': expected one of {', '.join(CONTEXTS)}")
-    ctx.obj = Settings(home=home, namespace=namespace, context=context)
+    settings = Settings(
+        home=home,
+        namespace_option=namespace,
+        context=context,
+        kubeconfig=kubeconfig,
+        kube_context=kube_context,
+    )
+    ctx.obj = settings
+    # One connection to a cluster per invocation, closed when the command is done.
+    ctx.call_on_close(settings.cluster.close)
 
 
 # --- verbs -------------------------------------------------------------------------------------
@@ -138,7 +172,7 @@ def _global_options(
 def _register(group: typer.Typer, names: tuple[str, ...], verb: Callable[..., None]) -> None:
     """The verb under its name, and under hidden aliases (Argo's `ro`, `exp`...)."""
     for index, name in enumerate(names):
-        group.command(name, cls=PlainCommand, hidden=index > 0)(verb)
+        group.command(name, cls=VerbCommand, hidden=index > 0)(verb)
 
 
 _register(app, ("apply",), manage.apply)
@@ -169,7 +203,7 @@ _register(app, ("install",), install.install)
 # --- the rest ----------------------------------------------------------------------------------
 
 
-@app.command("lint", cls=PlainCommand)
+@app.command("lint", cls=VerbCommand)
 def lint(
     ctx: typer.Context,
     filenames: Annotated[
@@ -179,22 +213,34 @@ def lint(
 ) -> None:
     """Check manifests; every problem as FILE:LINE:COL: message. Exit 1 if any is an error.
 
-    Templates the files refer to may be in the files or already in the local store."""
-    from rollwise.api.lint import lint_paths
-    from rollwise.api.manifests import has_errors
+    Templates the files refer to may be in the files or already in the store (the local home,
+    or the cluster with --context kubernetes)."""
+    from rollwise.api.manifests import has_errors, load_files
+    from rollwise.api.validation import validate
 
     settings = ctx.obj
     assert isinstance(settings, Settings)
+    loaded, read_problems = load_files(filenames)
     with open_store(settings, create=False) as store:
-        known, known_cluster = template_names(store)
-    problems = lint_paths(filenames, known_templates=known, known_cluster_templates=known_cluster)
+        cluster = cluster_store(store)
+        if cluster is not None:
+            from rollwise.cli.cluster import cluster_template_names
+
+            known, known_cluster = cluster_template_names(cluster, loaded, settings.namespace)
+        else:
+            known, known_cluster = template_names(store)
+    found = read_problems + validate(
+        loaded, known_templates=known, known_cluster_templates=known_cluster
+    )
+    # as `lint_paths` orders them: once each (two rules may find one thing), in file order
+    problems = sorted(dict.fromkeys(found), key=lambda p: (p.file, p.line, p.column))
     for problem in problems:
         typer.echo(problem.format())
     if has_errors(problems):
         raise typer.Exit(1)
 
 
-@app.command("controller", cls=PlainCommand)
+@app.command("controller", cls=VerbCommand)
 def controller(
     ctx: typer.Context,
     local: Annotated[
@@ -273,9 +319,10 @@ def controller(
     if not local:
         from rollwise.cli.kube_controller import run_controller
 
+        namespace = settings.namespace_option or "default"
         run_controller(
-            kubeconfig=kubeconfig,
-            namespace=settings.namespace if namespaced or settings.namespace != "default" else None,
+            kubeconfig=kubeconfig or settings.kubeconfig,
+            namespace=namespace if namespaced or namespace != "default" else None,
             namespaced=namespaced,
             instance_id=instance_id,
             leader_elect=leader_elect,
@@ -288,7 +335,7 @@ def controller(
             router_flags=router_flags or [],
         )
         return
-    settings.require_local()
+    settings.require_local("`rollwise controller --local`")
     from rollwise.controller.local import run_local, stop_local
 
     if stop:
@@ -318,8 +365,9 @@ def controller(
         )
 
 
-@app.command("demo", cls=PlainCommand)
+@app.command("demo", cls=VerbCommand)
 def demo(
+    ctx: typer.Context,
     json_output: Annotated[
         bool, typer.Option("--json", help="Print one JSON summary at the end.")
     ] = False,
@@ -339,6 +387,9 @@ def demo(
     ] = 3100,
 ) -> None:
     """Run whole canaries locally in about a minute: promoted, aborted, rolled back by analysis."""
+    settings = ctx.obj
+    assert isinstance(settings, Settings)
+    settings.require_local("`rollwise demo`")
     from rollwise.demo.scenarios import main as run_demo
 
     dashboard = None
@@ -363,7 +414,7 @@ def demo(
         raise typer.Exit(result)
 
 
-@app.command("version", cls=PlainCommand)
+@app.command("version", cls=VerbCommand)
 def version() -> None:
     """Print the version of rollwise."""
     typer.echo(f"rollwise {__version__}")
@@ -372,3 +423,9 @@ def version() -> None:
 def run() -> None:
     """The console script."""
     app(prog_name="rollwise")
+
+
+def run_plugin() -> None:
+    """The kubectl plugin `kubectl-rollwise`: `kubectl rollwise get rollout myapp -w` acts on
+    the cluster of the kubeconfig; kubectl's `--context NAME` names the kubeconfig context."""
+    app(args=plugin_args(sys.argv[1:]), prog_name="kubectl rollwise")

@@ -1,8 +1,10 @@
 """The verbs that write: apply, set image, promote, abort, retry, undo, pause, restart.
 
 Who calls it: `rollwise.cli.main`, which registers these functions as typer commands. Each verb
-reads what it needs and writes inside one store transaction, so what it computed from is what
-it changes; the patches themselves come from `rollwise.core.commands` (Argo's exact writes).
+reads what it needs and writes in one read-modify-write (`state.read_modify_write`: a local
+transaction, or on a cluster writes that carry the resourceVersion read, redone on a conflict),
+so what it computed from is what it changes; the patches themselves come from
+`rollwise.core.commands` (Argo's exact writes), sent as merge patches in both contexts.
 Any problem is a `UserError` raised before the first write: the person sees one clear line
 and nothing changed. Heavy modules (models, validation, the core) are imported inside the
 verbs, keeping `rollwise --help` and `rollwise get` fast.
@@ -11,19 +13,23 @@ verbs, keeping `rollwise --help` and `rollwise get` fast.
 from __future__ import annotations
 
 import copy
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from rollwise.api.errors import UserError
+from rollwise.api.errors import RollwiseError, UserError
 from rollwise.cli.state import (
     Settings,
+    Store,
+    cluster_store,
     missing_rollout,
     open_store,
+    read_modify_write,
     read_rollout,
     resource_label,
+    rollout_replica_sets,
     template_names,
 )
 
@@ -31,7 +37,6 @@ if TYPE_CHECKING:
     from rollwise.api.manifests import Loaded, Problem
     from rollwise.core.commands import Patches
     from rollwise.platforms.local.images import ImageTable
-    from rollwise.platforms.local.store import SqliteStore
 
 Raw = dict[str, Any]
 RolloutName = Annotated[str, typer.Argument(metavar="ROLLOUT", help="Name of the rollout.")]
@@ -43,8 +48,8 @@ def _settings(ctx: typer.Context) -> Settings:
     return settings
 
 
-def _write(store: SqliteStore, name: str, namespace: str, patches: Patches) -> None:
-    # Argo patches the status subresource first, then the object; one transaction here.
+def _write(store: Store, name: str, namespace: str, patches: Patches) -> None:
+    # Argo patches the status subresource first, then the object.
     if patches.status_patch:
         store.patch("Rollout", name, namespace, merge=patches.status_patch, status=True)
     if patches.object_patch:
@@ -109,30 +114,49 @@ def apply(
     """
     from rollwise.api.manifests import has_errors, load_files
     from rollwise.api.validation import validate
-    from rollwise.platforms.local.images import ImageTable
 
     settings = _settings(ctx)
-    settings.require_local()
     loaded, problems = load_files(filenames)
     if not loaded and not problems:
         raise UserError(f"no objects found in {', '.join(filenames)}")
     with open_store(settings, create=True) as store:
         assert store is not None
-        known, known_cluster = template_names(store)
+        cluster = cluster_store(store)
+        if cluster is not None:
+            from rollwise.cli.cluster import cluster_template_names
+
+            known, known_cluster = cluster_template_names(cluster, loaded, settings.namespace)
+        else:
+            from rollwise.platforms.local.images import ImageTable
+
+            known, known_cluster = template_names(store)
+            problems += _image_problems(loaded, ImageTable.load(settings.home), settings)
         problems += validate(loaded, known_templates=known, known_cluster_templates=known_cluster)
-        problems += _image_problems(loaded, ImageTable.load(settings.home), settings)
         for problem in problems:
             typer.echo(problem.format(), err=True)
         if has_errors(problems):
             count = sum(1 for p in problems if p.is_error)
             raise UserError(f"{count} problem{'s' if count != 1 else ''} found; nothing applied")
-        results = []
-        with store.transaction():
-            for item in loaded:
-                stored, outcome = store.apply(_as_raw(item, settings.namespace))
-                results.append(f"{resource_label(stored)} {outcome}")
+        results = _apply_all(store, loaded, settings.namespace)
     for line in results:
         typer.echo(line)
+
+
+def _apply_all(store: Store, loaded: Sequence[Loaded], namespace: str) -> list[str]:
+    """Apply each object: in a local home, all in one transaction; on a cluster one by one
+    (there are no transactions), so a failure part-way says what was applied before it."""
+    results: list[str] = []
+    try:
+        with store.transaction():
+            for item in loaded:
+                stored, outcome = store.apply(_as_raw(item, namespace))
+                results.append(f"{resource_label(stored)} {outcome}")
+    except RollwiseError:
+        if cluster_store(store) is not None:
+            for line in results:
+                typer.echo(line)
+        raise
+    return results
 
 
 # --- set image -----------------------------------------------------------------------------------
@@ -145,7 +169,6 @@ def set_image(
 ) -> None:
     """Update the image of a container (`*` for all) in the rollout's pod template."""
     from rollwise.core.commands import set_image_patch
-    from rollwise.platforms.local.images import ImageTable
 
     container, sep, image = assignment.partition("=")
     if not sep or not container or not image:
@@ -154,28 +177,44 @@ def set_image(
             f" got '{assignment}'"
         )
     settings = _settings(ctx)
+    namespace = settings.namespace
     with open_store(settings, create=False) as store:
         if store is None:
-            raise missing_rollout(rollout_name, settings.namespace)
-        table = ImageTable.load(settings.home)
-        with store.transaction():
-            rollout = read_rollout(store, rollout_name, settings.namespace)
-            workload = _workload(store, rollout, settings.namespace)
+            raise missing_rollout(rollout_name, namespace)
+        table = None
+        if cluster_store(store) is None:
+            # Whether this machine can run the image is a local-mode question only.
+            from rollwise.platforms.local.images import ImageTable
+
+            table = ImageTable.load(settings.home)
+
+        def change() -> Patches:
+            assert store is not None
+            rollout = read_rollout(store, rollout_name, namespace)
+            workload = _workload(store, rollout, namespace)
             patches = set_image_patch(workload or rollout, container, image)
-            template = (rollout.get("spec") or {}).get("template") or {}
-            changed = patches.object_patch.get("spec", {}).get("template", {}).get("spec", {})
-            new_template = {**template, "spec": {**(template.get("spec") or {}), **changed}}
-            refusals = [m for m in table.check_template(new_template) if "ignored" not in m]
-            if refusals:
-                raise UserError(f"rollout '{rollout_name}': {refusals[0]}")
+            if table is not None:
+                _check_runnable(table, rollout, patches, rollout_name)
             if workload is not None:
                 _write_workload(store, workload, patches)
             else:
-                _write(store, rollout_name, settings.namespace, patches)
+                _write(store, rollout_name, namespace, patches)
+            return patches
+
+        patches = read_modify_write(store, change)
     typer.echo(patches.note or f"rollout '{rollout_name}' image updated")
 
 
-def _workload(store: SqliteStore, rollout: Raw, namespace: str) -> Raw | None:
+def _check_runnable(table: ImageTable, rollout: Raw, patches: Patches, name: str) -> None:
+    template = (rollout.get("spec") or {}).get("template") or {}
+    changed = patches.object_patch.get("spec", {}).get("template", {}).get("spec", {})
+    new_template = {**template, "spec": {**(template.get("spec") or {}), **changed}}
+    refusals = [m for m in table.check_template(new_template) if "ignored" not in m]
+    if refusals:
+        raise UserError(f"rollout '{name}': {refusals[0]}")
+
+
+def _workload(store: Store, rollout: Raw, namespace: str) -> Raw | None:
     """The Deployment a `workloadRef` Rollout takes its pod template from (None without one):
     like Argo's CLI, `set image` and `undo` then edit that object, not the Rollout."""
     ref = (rollout.get("spec") or {}).get("workloadRef")
@@ -191,7 +230,7 @@ def _workload(store: SqliteStore, rollout: Raw, namespace: str) -> Raw | None:
     return workload
 
 
-def _write_workload(store: SqliteStore, workload: Raw, patches: Patches) -> None:
+def _write_workload(store: Store, workload: Raw, patches: Patches) -> None:
     metadata = workload["metadata"]
     store.patch(
         str(workload["kind"]),
@@ -281,39 +320,45 @@ def undo(
 ) -> None:
     """Roll back to the pod template of an earlier revision."""
     from rollwise.core.commands import undo_patch
-    from rollwise.views.info import owned_by
 
     settings = _settings(ctx)
+    namespace = settings.namespace
     with open_store(settings, create=False) as store:
         if store is None:
-            raise missing_rollout(name, settings.namespace)
-        with store.transaction():
-            rollout = read_rollout(store, name, settings.namespace)
-            replica_sets = [
-                rs
-                for rs in store.list("ReplicaSet", settings.namespace)
-                if owned_by(rs, rollout, kind="Rollout")
-            ]
-            workload = _workload(store, rollout, settings.namespace)
+            raise missing_rollout(name, namespace)
+
+        def change() -> Patches:
+            assert store is not None
+            rollout = read_rollout(store, name, namespace)
+            replica_sets = rollout_replica_sets(store, rollout, namespace)
+            workload = _workload(store, rollout, namespace)
             if workload is None:
                 patches = undo_patch(rollout, replica_sets, to_revision or None)
-                _write(store, name, settings.namespace, patches)
-            else:
-                # Compare and write against the Deployment's template, the one the Rollout runs.
-                template = (workload.get("spec") or {}).get("template") or {}
-                current = {**rollout, "spec": {**rollout["spec"], "template": template}}
-                patches = undo_patch(current, replica_sets, to_revision or None)
-                _write_workload(store, workload, patches)
+                _write(store, name, namespace, patches)
+                return patches
+            # Compare and write against the Deployment's template, the one the Rollout runs.
+            template = (workload.get("spec") or {}).get("template") or {}
+            current = {**rollout, "spec": {**rollout["spec"], "template": template}}
+            patches = undo_patch(current, replica_sets, to_revision or None)
+            _write_workload(store, workload, patches)
+            return patches
+
+        patches = read_modify_write(store, change)
     typer.echo(patches.note or f"rollout '{name}' undo")
 
 
-def _patch_rollout(ctx: typer.Context, name: str, make: Any) -> Patches:
-    """Read the rollout, compute its patches and write them, all in one transaction."""
+def _patch_rollout(ctx: typer.Context, name: str, make: Callable[[Raw], Patches]) -> Patches:
+    """Read the rollout, compute its patches and write them, as one read-modify-write."""
     settings = _settings(ctx)
+    namespace = settings.namespace
     with open_store(settings, create=False) as store:
         if store is None:
-            raise missing_rollout(name, settings.namespace)
-        with store.transaction():
-            patches: Patches = make(read_rollout(store, name, settings.namespace))
-            _write(store, name, settings.namespace, patches)
-    return patches
+            raise missing_rollout(name, namespace)
+
+        def change() -> Patches:
+            assert store is not None
+            patches = make(read_rollout(store, name, namespace))
+            _write(store, name, namespace, patches)
+            return patches
+
+        return read_modify_write(store, change)

@@ -20,7 +20,7 @@ from typing import Annotated, Any
 import typer
 
 from rollwise.api.errors import UserError
-from rollwise.cli.state import Settings, open_store, read_rollout
+from rollwise.cli.state import Settings, open_local_store, read_rollout
 
 
 def send_test(
@@ -51,6 +51,7 @@ def send_test(
 
     settings = ctx.obj
     assert isinstance(settings, Settings)
+    settings.require_local("`rollwise notifications test`")
     path = settings.home / CONFIG_FILE
     config = load_config_file(path)
     if config is None:
@@ -67,7 +68,7 @@ def send_test(
         raise UserError(f"no service '{service}' is configured in {path}")
     clock = SystemClock()
     now = format_time(clock.now())
-    with open_store(settings, create=False) as store:
+    with open_local_store(settings, create=False) as store:
         read_rollout(store, rollout, settings.namespace)
         assert store is not None
         event: dict[str, Any] = {

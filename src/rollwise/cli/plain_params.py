@@ -5,8 +5,9 @@ Also here: a command line click cannot parse exits 1, as every other user error 
 Why this exists: typer 0.29 converts every parameter that is not a flag through a pydantic
 `TypeAdapter`, built on first use. Importing pydantic and building those adapters costs about
 170 ms, more than the whole 150 ms budget of `rollwise get rollout`. rollwise's parameters are
-plain (str, int, bool, Path, list[str], int | None), so one converter per annotation does the same
-job. Who calls it: the root command group of `rollwise.cli.main`, once, when typer builds it.
+plain (str, int, bool, Path, list[str], int | None, str | None), so one converter per annotation
+does the same job. Who calls it: the root command group of `rollwise.cli.main`, once, when
+typer builds it.
 
 This reaches into typer internals (`RuntimeParam`, `_TyperParameter._runtime_param`) of the
 pinned typer; a parameter of any other type, or a typer whose internals moved, simply keeps
@@ -34,6 +35,10 @@ def _optional_int(value: Any) -> int | None:
     return None if value is None else int(value)
 
 
+def _optional_str(value: Any) -> str | None:
+    return None if value is None else str(value)
+
+
 def _boolean(value: Any) -> bool:
     if isinstance(value, bool):
         return value
@@ -55,6 +60,7 @@ _CONVERTERS: dict[Any, tuple[str, Callable[[Any], Any]]] = {
     int: ("integer", int),
     Path: ("path", Path),
     int | None: ("integer", _optional_int),
+    str | None: ("text", _optional_str),
     list[str]: ("list of text", _strings),
 }
 

@@ -1,10 +1,10 @@
 """The verbs that read: get rollout (once or watched), list rollouts, status.
 
 Who calls it: `rollwise.cli.main`, which registers these functions as typer commands. They
-read the local store, draw with `render`, and, when watching, poll the store's global revision
-(one cheap query) and redraw at most every 200 ms as Argo's CLI does; a redraw also happens
-every second so ages stay current. This module is on the 150 ms path of `get rollout`: it
-imports neither the models nor the core.
+read the store of the context, draw with `render`, and, when watching, poll the store's revision
+(locally one cheap query; on a cluster a counter its watches advance) and redraw at most every
+200 ms as Argo's CLI does; a redraw also happens every second so ages stay current. This
+module is on the 150 ms path of `get rollout`: it imports neither the models nor the core.
 """
 
 from __future__ import annotations
@@ -143,13 +143,9 @@ def status(
         assert store is not None
         deadline = time.monotonic() + limit if limit > 0 else None
         printed = ""
-        seen_revision = -1
+        seen_revision: int | None = None
         try:
             while True:
-                revision = store.revision()
-                if revision != seen_revision:
-                    rollout = read_rollout(store, name, settings.namespace)
-                    seen_revision = revision
                 line = render.status_line(rollout)
                 if line != printed:
                     typer.echo(line)
@@ -167,6 +163,13 @@ def status(
                         err=True,
                     )
                     raise typer.Exit(2)
+                # Asked only now, so a finished rollout opens no watch on a cluster; the first
+                # answer re-reads, so a change made before it is not missed.
+                revision = store.revision()
+                if revision != seen_revision:
+                    rollout = read_rollout(store, name, settings.namespace)
+                    seen_revision = revision
+                    continue
                 time.sleep(_POLL_SECONDS)
         except KeyboardInterrupt:
             raise typer.Exit(130) from None
