@@ -638,8 +638,8 @@ def test_a_command_line_that_does_not_parse_exits_1(
     assert applied.revision() == before
 
 
-def test_the_kubernetes_controller_is_refused_for_now(cli: Cli) -> None:
-    result = cli("controller", "--kubernetes")
+def test_the_kubernetes_controller_without_a_cluster_says_so_in_one_line(cli: Cli) -> None:
+    result = cli("controller", "--kubernetes", "--kubeconfig", str(cli.home / "no-such-config"))
     assert result.exit_code == 1
-    assert result.stderr.startswith("Error: the kubernetes context is not available yet")
+    assert result.stderr.startswith("Error: cannot load the kubeconfig")
     assert not cli.home.exists()

@@ -188,11 +188,6 @@ async def test_the_cluster_role_grants_every_request_of_a_whole_canary(
     assert denied(kube_api, policy_rules()) == set()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a --namespaced controller still lists and watches ClusterAnalysisTemplates, which a "
-    "Role cannot grant (rollwise.platforms.kubernetes.store.WATCHED)",
-)
 async def test_the_namespaced_role_grants_every_request_of_a_namespaced_controller(
     kube_api: KubeApi,
 ) -> None:

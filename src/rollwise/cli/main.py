@@ -319,10 +319,10 @@ def controller(
     if not local:
         from rollwise.cli.kube_controller import run_controller
 
-        namespace = settings.namespace_option or "default"
         run_controller(
             kubeconfig=kubeconfig or settings.kubeconfig,
-            namespace=namespace if namespaced or namespace != "default" else None,
+            # Without -n: the pod's POD_NAMESPACE, else the kubeconfig context's namespace.
+            namespace=settings.namespace_option,
             namespaced=namespaced,
             instance_id=instance_id,
             leader_elect=leader_elect,
