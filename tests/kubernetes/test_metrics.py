@@ -5,6 +5,7 @@ analysis_run_info, the controller info), rollwise's canary weight, and `ok` on t
 from __future__ import annotations
 
 import copy
+import re
 import socket
 from collections.abc import Iterable
 from typing import Any
@@ -31,6 +32,8 @@ pytestmark = pytest.mark.timeout(60)
 
 RawObject = dict[str, Any]
 Series = dict[tuple[str, frozenset[tuple[str, str]]], float]
+SAMPLE = re.compile(r"(?P<name>[a-zA-Z_:][\w:]*)(?:\{(?P<labels>.*)\})? (?P<value>\S+)")
+LABEL = re.compile(r'(\w+)="((?:[^"\\]|\\.)*)"')
 
 CHECK_TEMPLATE: RawObject = {
     "apiVersion": ARGO,
@@ -68,16 +71,21 @@ def free_port() -> int:
 
 
 async def scrape(url: str) -> Series:
-    """Every sample of a `/metrics` page, by name and labels."""
+    """Every sample of a `/metrics` page, by name (exactly as written: Argo's counters have no
+    `_total`, which prometheus_client's parser would add) and labels."""
     async with aiohttp.ClientSession() as session, session.get(url) as response:
         assert response.status == 200
         assert response.headers["Content-Type"].startswith("text/plain; version=0.0.4")
         text = await response.text()
-    return {
-        (sample.name, frozenset(sample.labels.items())): sample.value
-        for family in text_string_to_metric_families(text)
-        for sample in family.samples
-    }
+    list(text_string_to_metric_families(text))  # the page parses as Prometheus' text format
+    series: Series = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            sample = SAMPLE.fullmatch(line)
+            assert sample is not None, line
+            labels = frozenset(LABEL.findall(sample["labels"] or ""))
+            series[(sample["name"], labels)] = float(sample["value"])
+    return series
 
 
 def value(series: Series, metric: str, /, **labels: str) -> float | None:

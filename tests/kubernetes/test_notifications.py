@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 from tests.kubernetes.apiserver import KubeApi, KubeControllerManager
+from tests.kubernetes.test_metrics import free_port, scrape, value
 from tests.kubernetes.world import (
     ARGO,
     SEED_ROLLOUT,
@@ -181,7 +182,7 @@ async def test_a_canary_aborted_by_its_analysis_notifies_every_subscriber(
                 messages(got) >= expected and messages(got, "/api/chat.postMessage").total() == 1
             ),
         )
-        assert controller.notifications.notifier.pending == {}
+        await kube_api.wait_for(lambda: controller.notifications.notifier.pending == {})
 
     assert messages(requests) == expected, "each once"
     hooks = [request for request in requests if request.path == "/hooks"]
@@ -200,3 +201,98 @@ async def test_a_canary_aborted_by_its_analysis_notifies_every_subscriber(
     assert fields["Weights"] == "-"  # a canary by replica counts: no traffic weights
     assert fields["Failed metric: smoke"].startswith("Failed")
     assert fields["myapp"] == "argoproj/rollouts-demo:yellow"
+
+
+def updated_only() -> RawObject:
+    """The seed's Rollout, subscribed to on-rollout-updated and on-rollout-completed."""
+    manifest = copy.deepcopy(SEED_ROLLOUT)
+    manifest["metadata"]["annotations"] = {
+        f"{SUBSCRIBE}.on-rollout-updated.receiver": "",
+        f"{SUBSCRIBE}.on-rollout-completed.receiver": "",
+    }
+    manifest["spec"]["strategy"]["canary"]["steps"] = [{"setWeight": 20}, {"pause": {}}]
+    return manifest
+
+
+async def test_the_configmap_and_the_secret_are_read_again_when_they_change(
+    kube_api: KubeApi, receiver: Receiver
+) -> None:
+    seed(kube_api, SEED_SERVICE, updated_only())
+    async with KubeControllerManager(kube_api), running_controller(kube_api) as controller:
+        notifications = controller.notifications
+
+        def cached(kind: str, name: str) -> RawObject | None:
+            if kind == "ConfigMap":
+                return notifications.config_maps.get(name, "default")
+            return controller.store.get(kind, name, "default")
+
+        def caught_up(kind: str, name: str) -> bool:
+            on_server = kube_api.get("v1", kind, name, "default")
+            held = cached(kind, name)
+            return bool(on_server and held) and (
+                on_server["metadata"]["resourceVersion"] == held["metadata"]["resourceVersion"]
+            )
+
+        # No ConfigMap yet: notifications are off, and the rollout does not wait for them.
+        await kube_api.wait_for(lambda: status(kube_api).get("phase") == "Healthy", timeout=20)
+        await kube_api.wait_for(
+            lambda: notifications.notifier.cursor == controller.store.event_counter()
+        )
+
+        seed(kube_api, config_map(receiver, path="/first"), secret(**{"receiver-token": "one"}))
+        await kube_api.wait_for(
+            lambda: caught_up("ConfigMap", CONFIG_MAP_NAME) and caught_up("Secret", SECRET_NAME)
+        )
+        set_image(kube_api, "argoproj/rollouts-demo:yellow")
+        first = await asyncio.to_thread(
+            received, receiver, lambda got: messages(got, "/first").total() >= 1
+        )
+
+        kube_api.replace({**config_map(receiver, path="/second")})
+        kube_api.patch("v1", "Secret", SECRET_NAME, "default", secret(**{"receiver-token": "two"}))
+        await kube_api.wait_for(
+            lambda: caught_up("ConfigMap", CONFIG_MAP_NAME) and caught_up("Secret", SECRET_NAME)
+        )
+        set_image(kube_api, "argoproj/rollouts-demo:green")
+        second = await asyncio.to_thread(
+            received, receiver, lambda got: messages(got, "/second").total() >= 1
+        )
+
+    assert messages(first, "/first") == Counter({"Rollout myapp has been updated.": 1})
+    assert [r.headers["X-Token"] for r in first if r.path == "/first"] == ["one"]
+    assert messages(second, "/second") == Counter({"Rollout myapp has been updated.": 1})
+    assert [r.headers["X-Token"] for r in second if r.path == "/second"] == ["two"]
+    assert messages(second, "/first") == messages(first, "/first"), "nothing more to the old URL"
+
+
+async def test_a_failed_delivery_is_retried_and_counted_in_the_metrics(
+    kube_api: KubeApi, receiver: Receiver
+) -> None:
+    receiver.answer((503, "try later"))
+    seed(kube_api, config_map(receiver), secret(), SEED_SERVICE, updated_only())
+    metrics_port = free_port()
+    async with (
+        KubeControllerManager(kube_api),
+        running_controller(kube_api, metrics_port=metrics_port, host="127.0.0.1") as controller,
+    ):
+        await kube_api.wait_for(lambda: status(kube_api).get("phase") == "Healthy", timeout=20)
+        reasons = {
+            "Rollout myapp has been updated.": "RolloutUpdated",
+            "Rollout myapp has been completed.": "RolloutCompleted",
+        }
+        requests = await asyncio.to_thread(
+            received,
+            receiver,
+            lambda got: len(got) == 3 and messages(got[1:]) == Counter(reasons.keys()),
+        )
+        await kube_api.wait_for(lambda: controller.notifications.notifier.pending == {})
+        series = await scrape(f"http://127.0.0.1:{metrics_port}/metrics")
+
+    # The first request was answered 503; its notification was sent again, after a back-off,
+    # beside the other one: each arrived once, and the failure is counted.
+    failed = requests[0]
+    ids = {"namespace": "default", "name": "myapp", "type": "Normal"}
+    assert value(series, "notification_send_error", **ids, reason=reasons[failed.body]) == 1
+    for reason in reasons.values():
+        assert value(series, "notification_send_success", **ids, reason=reason) == 1
+    assert value(series, "notification_send_count", namespace="default", name="myapp") == 3
