@@ -709,7 +709,6 @@ def test_rbac_refusals_and_unknown_rollouts_are_one_line(cluster: Cluster) -> No
 @pytest.mark.parametrize(
     ("args", "what"),
     [
-        (("dashboard",), "`rollwise dashboard`"),
         (("demo",), "`rollwise demo`"),
         (("controller",), "`rollwise controller --local`"),
         (("analyze", "-f", str(SEED / "part4-analysis-template.yaml")), "`rollwise analyze`"),

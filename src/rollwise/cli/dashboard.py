@@ -1,4 +1,5 @@
-"""`rollwise dashboard`: serve the web dashboard of the local home until Ctrl-C.
+"""`rollwise dashboard`: serve the web dashboard of the local home, or of the cluster in the
+kubernetes context, until Ctrl-C.
 
 Who calls it: `rollwise.cli.main` registers `dashboard`. It makes a fresh token for the actions
 and prints the address with the token in its fragment (the browser keeps it; it is never sent
@@ -31,12 +32,22 @@ def dashboard(
     """Serve the web dashboard (Argo's, on port 3100): rollouts live, with their actions."""
     settings = ctx.obj
     assert isinstance(settings, Settings)
-    settings.require_local("`rollwise dashboard`")
     from rollwise.dashboard.local import dashboard_url, local_app, run_until_stopped
     from rollwise.dashboard.server import new_token
 
     token = None if read_only else new_token()
-    app = local_app(settings.home, token=token, read_only=read_only)
+    if settings.context == "kubernetes":
+        from rollwise.dashboard.cluster import cluster_app
+
+        app = cluster_app(
+            kubeconfig=settings.kubeconfig,
+            context=settings.kube_context,
+            token=token,
+            read_only=read_only,
+        )
+    else:
+        settings.require_local("`rollwise dashboard`")
+        app = local_app(settings.home, token=token, read_only=read_only)
 
     def announce(bound: int) -> None:
         typer.echo(f"rollwise dashboard at {dashboard_url(host=HOST, port=bound, token=token)}")

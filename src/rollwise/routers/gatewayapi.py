@@ -12,9 +12,10 @@ Behaviour:
   stable one), the canary backendRef gets the canary weight and the stable one
   `max - canary - experiments`. Rules that do not send to the canary are left alone: a rule
   whose only backend is the stable Service must not get weight 0 at 100 % canary (the Gateway
-  answers 500 when every weight of a rule is 0), which the plugin's every-rule update does. Experiment Services (`additional`) are added to the rules that
-  reference the canary (with its port) or re-weighted; the ones added are listed in the
-  annotation `rollwise.io/experiment-backends` and removed when the experiment ends.
+  answers 500 when every weight of a rule is 0), which the plugin's every-rule update does.
+  Experiment Services (`additional`) are added to the rules that reference the canary (with
+  its port) or re-weighted; the ones added are listed in the annotation
+  `rollwise.io/experiment-backends` and removed when the experiment ends.
 - Header route: a rule sending matching requests to the canary only (port, filters, path,
   method and query matches copied from the weighted rule), with one HTTPRouteMatch per entry of
   the step's `match` (alternatives, as in Argo's Istio router and local mode; the plugin ANDs

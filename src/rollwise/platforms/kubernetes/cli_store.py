@@ -70,6 +70,7 @@ KIND_API_VERSIONS: dict[str, str] = {
     "PodTemplate": "v1",
     "ReplicaSet": "apps/v1",
     "Deployment": "apps/v1",
+    "Event": "v1",
 }
 _BY_LOWER = {kind.lower(): kind for kind in KIND_API_VERSIONS}
 _SERVER_METADATA = ("uid", "resourceVersion", "generation", "creationTimestamp", "managedFields")
@@ -355,6 +356,29 @@ class KubeCliStore:
         return self._thread.call(send())
 
     # --- watching ----------------------------------------------------------------------------
+
+    def events(
+        self,
+        *,
+        kind: str | None = None,
+        name: str | None = None,
+        namespace: str | None = None,
+        limit: int = 200,
+    ) -> builtins.list[RawObject]:
+        """The v1 Events about `kind`/`name` in `namespace`, oldest first, as the local store
+        returns them (the dashboard's event list and weight history read these)."""
+        found = [
+            event
+            for event in self.list("Event", namespace)
+            if (kind is None or (event.get("involvedObject") or {}).get("kind") == kind)
+            and (name is None or (event.get("involvedObject") or {}).get("name") == name)
+        ]
+        found.sort(key=lambda e: str(e.get("lastTimestamp") or e.get("eventTime") or ""))
+        return found[-limit:]
+
+    def event_counter(self) -> int:
+        """Changes seen so far, events included (what the dashboard's live streams poll)."""
+        return self.revision()
 
     def revision(self) -> int:
         """How many changes the watches of what was read have seen (see the module doc)."""
