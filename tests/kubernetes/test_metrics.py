@@ -1,9 +1,11 @@
 """The Kubernetes controller's `/metrics` and `/healthz`, scraped over HTTP during a canary on the
 API server: Argo's series (rollout_info, rollout_phase, rollout_reconcile, rollout_events_total,
-analysis_run_info, the controller info), rollwise's canary weight, and `ok` on the health port."""
+analysis_run_info, the controller info), rollwise's canary weight, and `ok` on the health port,
+from the leader and from a standby replica waiting for the lease."""
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import re
 import socket
@@ -25,6 +27,7 @@ from tests.kubernetes.world import (
 )
 
 from rollwise import __version__
+from rollwise.controller import kubernetes
 from rollwise.controller.kubernetes import KubeController
 from rollwise.core.commands import promote_patch
 
@@ -210,3 +213,21 @@ async def test_metrics_and_health_of_the_kubernetes_controller_during_a_canary(
     assert (value(done, "rollout_reconcile_count", **ids) or 0) > (
         value(paused, "rollout_reconcile_count", **ids) or 0
     )
+
+
+async def test_a_standby_replica_stays_healthy_while_it_waits_for_the_lease(
+    kube_api: KubeApi, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Any wait counts as a stall now: only a loop that should be turning can stall.
+    monkeypatch.setattr(kubernetes, "STALLED_LOOP_SECONDS", 0.0)
+    seed(kube_api, SEED_SERVICE, SEED_ROLLOUT)
+    elect = {"leader_elect": True, "namespace": "default", "host": "127.0.0.1"}
+    async with running_controller(kube_api, **elect) as leader:
+        await asyncio.wait_for(leader.leading.wait(), 10)
+        healthz_port = free_port()
+        async with running_controller(kube_api, **elect, healthz_port=healthz_port) as standby:
+            await asyncio.wait_for(standby.store.wait_synced(), 10)
+            healthz = f"http://127.0.0.1:{healthz_port}/healthz"
+            async with aiohttp.ClientSession() as session, session.get(healthz) as response:
+                assert (response.status, await response.text()) == (200, "ok\n")
+            assert not standby.leading.is_set()

@@ -169,6 +169,10 @@ class KubeController:
         return build
 
     def _healthy(self) -> bool:
+        # Only the leader's loop turns: a standby (or a replica still listing) waiting longer
+        # than that is healthy, or its liveness probe would restart it again and again.
+        if not self.leading.is_set():
+            return True
         return time.monotonic() - self._turned < STALLED_LOOP_SECONDS
 
     def stop(self) -> None:
