@@ -44,6 +44,10 @@ def _key(obj: RawObject) -> Key:
     return (metadata.get("namespace") or "", metadata.get("name") or "")
 
 
+def _first(item: tuple[Key, RawObject]) -> Key:
+    return item[0]
+
+
 def _version(obj: RawObject | None) -> str | None:
     return None if obj is None else (obj.get("metadata") or {}).get("resourceVersion")
 
@@ -86,11 +90,14 @@ class Informer:
 
     def list(self, namespace: str | None = None, *, owner: str | None = None) -> list[RawObject]:
         """Cached objects (do not mutate them), in `namespace` (None: all), owned by `owner`."""
+        # `/metrics` lists from a worker thread while the loop changes the cache: copy in one
+        # step (atomic under the GIL), and skip a key whose object went away meanwhile.
         if owner is not None:
-            keys = self._by_owner.get(owner, set())
-            objects = [self._objects[key] for key in sorted(keys)]
+            keys = sorted(self._by_owner.get(owner, ()))
+            found = (self._objects.get(key) for key in keys)
+            objects = [obj for obj in found if obj is not None]
         else:
-            objects = [self._objects[key] for key in sorted(self._objects)]
+            objects = [obj for _, obj in sorted(self._objects.items(), key=_first)]
         if namespace is None:
             return objects
         return [obj for obj in objects if _key(obj)[0] == namespace]
