@@ -90,3 +90,16 @@ async def test_an_aborted_canary_goes_back_to_stable(kube_api: KubeApi) -> None:
             lambda: replica_sets(kube_api)[canary_hash]["spec"]["replicas"] == 0, timeout=20
         )
         assert replica_sets(kube_api)[stable_hash]["spec"]["replicas"] == 5
+
+
+async def test_events_the_api_server_refuses_do_not_hold_the_rollout(kube_api: KubeApi) -> None:
+    seed(kube_api, SEED_SERVICE, SEED_ROLLOUT)
+    kube_api.fail("POST", "/api/v1/namespaces/default/events", status=500, times=None)
+    async with KubeControllerManager(kube_api), running_controller(kube_api) as controller:
+        await kube_api.wait_for(lambda: status(kube_api).get("phase") == "Healthy", timeout=20)
+        set_image(kube_api, "argoproj/rollouts-demo:yellow")
+        await kube_api.wait_for(lambda: status(kube_api).get("currentStepIndex") == 1, 20)
+        assert kube_api.objects("Event", namespace="default") == []
+        # The controller's own record still has them (metrics, notifications).
+        reasons = {event["reason"] for event in controller.store.events(kind="Rollout")}
+        assert {"RolloutUpdated", "RolloutPaused"} <= reasons

@@ -18,11 +18,12 @@ Creating an object that exists is not an error (a reconcile whose status write w
 from __future__ import annotations
 
 import contextlib
+import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from rollwise.api.errors import ConflictError, NotFoundError
+from rollwise.api.errors import ConflictError, NotFoundError, TransientError, UserError
 from rollwise.api.models import Experiment, Rollout
 from rollwise.core import actions as act
 from rollwise.core import observing
@@ -50,6 +51,8 @@ from rollwise.platforms.kubernetes.store import (
     event_object,
 )
 from rollwise.routers.base import Router
+
+log = logging.getLogger("rollwise.controller")
 
 MANAGED_BY_ANNOTATION = "argo-rollouts.argoproj.io/managed-by-rollouts"
 RawObject = dict[str, Any]
@@ -349,11 +352,21 @@ class KubeExecutor:
     async def _record_event(
         self, involved: RawObject, event_type: str, reason: str, message: str
     ) -> None:
+        """Record an Event, best effort as Argo's recorder: an API server that refuses or drops
+        it never fails the reconcile, and the controller's own record (metrics, notifications)
+        keeps it either way."""
         event = event_object(
             involved, type=event_type, reason=reason, message=message, at=self.clock.now()
         )
-        await self.client.create(event)
         self.store.remember_event(event)
+        try:
+            await self.client.create(event)
+        except (TransientError, UserError) as error:
+            log.warning("event %s about %s not recorded: %s", reason, _name(involved), error)
+
+
+def _name(obj: Mapping[str, Any]) -> str:
+    return str((obj.get("metadata") or {}).get("name", ""))
 
 
 def _created(pod: Mapping[str, Any]) -> Any:
