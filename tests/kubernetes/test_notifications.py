@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 from tests.kubernetes.apiserver import KubeApi, KubeControllerManager
-from tests.kubernetes.test_metrics import free_port, scrape, value
+from tests.kubernetes.test_controller_metrics_scrape import free_port, scrape, value
 from tests.kubernetes.world import (
     ARGO,
     SEED_ROLLOUT,
