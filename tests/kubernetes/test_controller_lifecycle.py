@@ -218,3 +218,20 @@ async def test_two_controllers_only_the_leader_acts_and_the_other_takes_over(
             await kube_api.wait_for(
                 lambda: status(kube_api).get("currentStepIndex") == 1, timeout=20
             )
+
+
+async def test_an_instance_id_shards_rollouts_between_controllers(kube_api: KubeApi) -> None:
+    label = "argo-rollouts.argoproj.io/controller-instance-id"
+    ours = copy.deepcopy(SEED_ROLLOUT)
+    ours["metadata"]["labels"] = {label: "blue-team"}
+    theirs = copy.deepcopy(SEED_ROLLOUT)
+    theirs["metadata"]["name"] = "other"
+    seed(kube_api, SEED_SERVICE, ours, theirs)
+    async with (
+        KubeControllerManager(kube_api),
+        running_controller(kube_api, instance_id="blue-team"),
+    ):
+        await kube_api.wait_for(lambda: status(kube_api).get("phase") == "Healthy", timeout=20)
+        await asyncio.sleep(0.5)
+        assert status(kube_api, "other") == {}  # not this controller's
+        assert replica_sets(kube_api, "other") == {}
