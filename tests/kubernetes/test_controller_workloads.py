@@ -5,8 +5,10 @@ experiment step (its own ReplicaSets and Experiment object)."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import copy
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from aiohttp import web
@@ -22,6 +24,7 @@ from tests.kubernetes.world import (
     status,
 )
 
+from rollwise.core.timestamps import format_time
 from rollwise.platforms.kubernetes.client import KubeClient
 
 RawObject = dict[str, Any]
@@ -212,3 +215,28 @@ async def test_an_experiment_step_runs_its_templates_as_replica_sets(kube_api: K
         )
         (experiment,) = kube_api.objects("Experiment", namespace="default")
         assert experiment["status"]["phase"] == "Successful"
+
+
+async def test_restart_evicts_the_pods_older_than_restart_at_one_at_a_time(
+    kube_api: KubeApi,
+) -> None:
+    seed(kube_api, SEED_SERVICE, SEED_ROLLOUT)
+    async with KubeControllerManager(kube_api), running_controller(kube_api):
+        await kube_api.wait_for(lambda: status(kube_api).get("phase") == "Healthy", timeout=20)
+        before = {pod["metadata"]["name"] for pod in kube_api.objects("Pod", namespace="default")}
+        assert len(before) == 5
+        restart_at = format_time(datetime.now(UTC) + timedelta(seconds=1))
+        await asyncio.sleep(1.1)
+        kube_api.patch(ARGO, "Rollout", "myapp", "default", {"spec": {"restartAt": restart_at}})
+        await kube_api.wait_for(
+            lambda: (
+                not before
+                & {pod["metadata"]["name"] for pod in kube_api.objects("Pod", namespace="default")}
+            ),
+            timeout=30,
+        )
+        await kube_api.wait_for(
+            lambda: status(kube_api).get("restartedAt") == restart_at, timeout=20
+        )
+    deletes = kube_api.requests_to(method="DELETE", path_prefix="/api/v1/namespaces/default/pods")
+    assert len(deletes) == 5

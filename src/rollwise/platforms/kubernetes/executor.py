@@ -21,6 +21,7 @@ import contextlib
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from rollwise.api.errors import ConflictError, NotFoundError, TransientError, UserError
@@ -286,7 +287,7 @@ class KubeExecutor:
             )
 
     async def _restart_pods(
-        self, name: str, namespace: str, *, before: Any, max_unavailable: int
+        self, name: str, namespace: str, *, before: datetime, max_unavailable: int
     ) -> None:
         """Evict (delete) pods of ReplicaSet `name` created before `before`, oldest first, at
         most `max_unavailable` unavailable at a time: the core asks again until none is left."""
@@ -299,9 +300,10 @@ class KubeExecutor:
             if observing.owned_by(pod, "ReplicaSet", name)
             and not pod["metadata"].get("deletionTimestamp")
         ]
+        created = {pod["metadata"]["name"]: _created(pod) for pod in pods}
         stale = sorted(
-            (pod for pod in pods if (_created(pod) or before) < before),
-            key=lambda pod: (_created(pod), pod["metadata"]["name"]),
+            (pod for pod in pods if (created[pod["metadata"]["name"]] or before) < before),
+            key=lambda pod: (created[pod["metadata"]["name"]] or before, pod["metadata"]["name"]),
         )
         wanted = int((replica_set.get("spec") or {}).get("replicas") or 0)
         available = int((replica_set.get("status") or {}).get("availableReplicas") or 0)
@@ -369,5 +371,5 @@ def _name(obj: Mapping[str, Any]) -> str:
     return str((obj.get("metadata") or {}).get("name", ""))
 
 
-def _created(pod: Mapping[str, Any]) -> Any:
+def _created(pod: Mapping[str, Any]) -> datetime | None:
     return parse_time_or_none((pod.get("metadata") or {}).get("creationTimestamp"))
