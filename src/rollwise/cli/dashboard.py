@@ -9,7 +9,6 @@ start-up path of the other verbs.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 from typing import Annotated
 
@@ -57,4 +56,6 @@ def dashboard(
             typer.echo("read-only: actions are refused")
 
     with contextlib.suppress(KeyboardInterrupt):
+        import asyncio  # here: asyncio alone costs ~15 ms of every command's start
+
         asyncio.run(run_until_stopped(app, host=HOST, port=port, announce=announce))
