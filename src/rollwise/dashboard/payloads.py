@@ -21,6 +21,8 @@ Json = dict[str, Any]
 
 WEIGHT_EVENT = "TrafficWeightUpdated"
 _WEIGHT_TO = re.compile(r"\bto (\d+)\b")
+STEP_EVENT = "RolloutStepCompleted"
+_SET_WEIGHT_STEP = re.compile(r"\(setWeight: (\d+)\)")
 
 
 def _status(obj: Raw) -> Mapping[str, Any]:
@@ -149,16 +151,36 @@ def analysis_run_detail(run: Raw) -> Json:
 
 
 def weight_history(events: Sequence[Raw]) -> list[Json]:
-    """The canary weight over time, from the rollout's `TrafficWeightUpdated` events."""
-    points = []
-    for event in events:
-        if event.get("reason") != WEIGHT_EVENT:
-            continue
-        found = _WEIGHT_TO.search(str(event.get("message") or ""))
-        if found:
-            points.append({"at": event.get("lastTimestamp"), "weight": int(found.group(1))})
+    """The canary weight over time: from the rollout's `TrafficWeightUpdated` events when it is
+    traffic-routed; for a basic canary (whose split follows pod counts and which records no such
+    event) from its completed `setWeight` steps, 0 on an abort and 100 on the completion of a
+    rollout that went through steps."""
+    routed = [event for event in events if event.get("reason") == WEIGHT_EVENT]
+    points: list[Json] = []
+    if routed:
+        for event in routed:
+            found = _WEIGHT_TO.search(str(event.get("message") or ""))
+            if found:
+                points.append({"at": event.get("lastTimestamp"), "weight": int(found.group(1))})
+    else:
+        for event in sorted(events, key=lambda event: str(event.get("lastTimestamp"))):
+            weight = _basic_canary_weight(event, stepped=bool(points))
+            if weight is not None:
+                points.append({"at": event.get("lastTimestamp"), "weight": weight})
     points.sort(key=lambda point: str(point["at"]))
     return points
+
+
+def _basic_canary_weight(event: Raw, *, stepped: bool) -> int | None:
+    reason = event.get("reason")
+    if reason == STEP_EVENT:
+        found = _SET_WEIGHT_STEP.search(str(event.get("message") or ""))
+        return int(found.group(1)) if found else None
+    if reason == "RolloutAborted":
+        return 0
+    if reason == "RolloutCompleted" and stepped:
+        return 100
+    return None
 
 
 def rollout_detail(
