@@ -85,6 +85,9 @@ def seed(store: SqliteStore) -> None:
         {"phase": "Successful", "value": "[0.99]", "startedAt": ago(seconds=40)},
         {"phase": "Successful", "value": "[0.97]", "startedAt": ago(seconds=20)},
     ]
+    run["status"]["metricResults"][0]["metadata"] = {
+        "ResolvedPrometheusQuery": QUERY.replace("{{args.service-name}}", "shop-canary")
+    }
     store.create(run)
     store.record_event(
         kind="Rollout",

@@ -49,6 +49,7 @@ async def test_rollout_info_has_steps_revisions_pods_analysis_and_weights(client
     (metric,) = run["metrics"]
     assert metric["successCondition"] == "result[0] >= 0.95"
     assert metric["provider"] == {"prometheus": {"query": QUERY}}  # as the run holds it
+    assert metric["resolvedQuery"] == 'sum(rate(x{service="shop-canary"}[1m]))'  # as sent
     assert run["args"] == [{"name": "service-name", "value": "shop-canary"}]
     assert [m["number"] for m in metric["measurements"]] == [0.99, 0.97]
     assert [w["weight"] for w in shop["weights"]] == [20]

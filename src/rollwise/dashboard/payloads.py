@@ -22,6 +22,7 @@ Json = dict[str, Any]
 WEIGHT_EVENT = "TrafficWeightUpdated"
 _WEIGHT_TO = re.compile(r"\bto (\d+)\b")
 STEP_EVENT = "RolloutStepCompleted"
+RESOLVED_QUERY = "ResolvedPrometheusQuery"
 _SET_WEIGHT_STEP = re.compile(r"\(setWeight: (\d+)\)")
 
 
@@ -125,6 +126,8 @@ def analysis_run_detail(run: Raw) -> Json:
                 "successCondition": metric.get("successCondition"),
                 "failureCondition": metric.get("failureCondition"),
                 "provider": metric.get("provider") or {},
+                # What the controller sent (Argo keeps it on the result for Prometheus).
+                "resolvedQuery": (result.get("metadata") or {}).get(RESOLVED_QUERY),
                 "count": {
                     key: int(result.get(key) or 0)
                     for key in ("successful", "failed", "inconclusive", "error")
