@@ -356,13 +356,26 @@ class KubeExecutor:
     ) -> None:
         """Record an Event, best effort as Argo's recorder: an API server that refuses or drops
         it never fails the reconcile, and the controller's own record (metrics, notifications)
-        keeps it either way."""
+        keeps it either way. A repeat of the same event patches the count and lastTimestamp of
+        the one created before (`kubectl describe` shows "x3 over 2m"), as client-go does."""
         event = event_object(
             involved, type=event_type, reason=reason, message=message, at=self.clock.now()
         )
-        self.store.remember_event(event)
+        kept = self.store.remember_event(event)
+        metadata = kept.setdefault("metadata", {})
         try:
-            await self.client.create(event)
+            if int(kept.get("count") or 1) > 1 and metadata.get("name"):
+                with contextlib.suppress(NotFoundError):
+                    await self.client.merge_patch(
+                        "v1",
+                        "Event",
+                        metadata["name"],
+                        metadata.get("namespace"),
+                        {"count": kept["count"], "lastTimestamp": kept.get("lastTimestamp")},
+                    )
+                    return
+            created = await self.client.create({**event, "count": kept.get("count", 1)})
+            metadata["name"] = (created.get("metadata") or {}).get("name")
         except (TransientError, UserError) as error:
             log.warning("event %s about %s not recorded: %s", reason, _name(involved), error)
 

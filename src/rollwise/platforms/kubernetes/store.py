@@ -213,8 +213,9 @@ class KubeStore:
 
     # --- events -------------------------------------------------------------------------------
 
-    def remember_event(self, event: RawObject) -> None:
-        """Keep an event this controller recorded (a repeat bumps the kept one's count)."""
+    def remember_event(self, event: RawObject) -> RawObject:
+        """Keep an event this controller recorded (a repeat bumps the kept one's count); the
+        kept event (its `count` says whether it is a repeat)."""
         involved = event.get("involvedObject") or {}
         key: EventKey = (
             str(involved.get("namespace") or (event.get("metadata") or {}).get("namespace") or ""),
@@ -241,6 +242,7 @@ class KubeStore:
                 del waiting[:-ROLLOUTS_AS_WRITTEN_KEPT]
             while len(self._events) > EVENTS_KEPT:
                 self._events.popitem(last=False)
+            return event
 
     def events(
         self,
