@@ -263,6 +263,10 @@ async def test_the_configmap_and_the_secret_are_read_again_when_they_change(
     assert messages(second, "/second") == Counter({"Rollout myapp has been updated.": 1})
     assert [r.headers["X-Token"] for r in second if r.path == "/second"] == ["two"]
     assert messages(second, "/first") == messages(first, "/first"), "nothing more to the old URL"
+    # Only Argo's ConfigMap is listed and watched, not every ConfigMap of the namespace.
+    reads = kube_api.requests_to(method="GET", path_prefix="/api/v1/namespaces/default/configmaps")
+    assert reads
+    assert {r.query.get("fieldSelector") for r in reads} == {f"metadata.name={CONFIG_MAP_NAME}"}
 
 
 async def test_a_failed_delivery_is_retried_and_counted_in_the_metrics(

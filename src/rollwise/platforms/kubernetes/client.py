@@ -247,10 +247,13 @@ class KubeClient:
         namespace: str | None,
         *,
         label_selector: str | None = None,
+        field_selector: str | None = None,
     ) -> ObjectList:
         """Objects of `kind` in `namespace` (None: all namespaces), the list's resourceVersion."""
         resource = resource_for(api_version, kind)
         query = [("labelSelector", label_selector)] if label_selector else []
+        if field_selector:
+            query.append(("fieldSelector", field_selector))
         body = await self._call(
             "GET",
             resource.collection_path(namespace),
@@ -269,6 +272,7 @@ class KubeClient:
         *,
         resource_version: str,
         label_selector: str | None = None,
+        field_selector: str | None = None,
         timeout_seconds: int | None = None,
     ) -> AsyncGenerator[WatchEvent, None]:
         """Changes after `resource_version` until the server ends the watch; GoneError on 410.
@@ -283,6 +287,8 @@ class KubeClient:
             query.append(("resourceVersion", resource_version))
         if label_selector:
             query.append(("labelSelector", label_selector))
+        if field_selector:
+            query.append(("fieldSelector", field_selector))
         if timeout_seconds is not None:
             query.append(("timeoutSeconds", str(timeout_seconds)))
         # No total timeout: the server ends the watch (timeoutSeconds); a silent connection is

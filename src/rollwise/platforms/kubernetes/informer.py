@@ -63,6 +63,7 @@ class Informer:
         namespace: str | None,
         *,
         label_selector: str | None = None,
+        field_selector: str | None = None,
         on_change: ChangeHandler | None = None,
         watch_timeout: int = WATCH_TIMEOUT_SECONDS,
         first_backoff: float = 0.2,
@@ -73,6 +74,7 @@ class Informer:
         self.kind = kind
         self.namespace = namespace
         self.label_selector = label_selector
+        self.field_selector = field_selector
         self.on_change = on_change
         self.watch_timeout = watch_timeout
         self.first_backoff = first_backoff
@@ -126,7 +128,11 @@ class Informer:
 
     async def _relist(self) -> None:
         listing = await self.client.list(
-            self.api_version, self.kind, self.namespace, label_selector=self.label_selector
+            self.api_version,
+            self.kind,
+            self.namespace,
+            label_selector=self.label_selector,
+            field_selector=self.field_selector,
         )
         listed = {_key(obj): obj for obj in listing.items}
         for key in [key for key in self._objects if key not in listed]:
@@ -144,6 +150,7 @@ class Informer:
             self.namespace,
             resource_version=self.resource_version,
             label_selector=self.label_selector,
+            field_selector=self.field_selector,
             timeout_seconds=self.watch_timeout,
         )
         async with contextlib.aclosing(events):

@@ -127,7 +127,10 @@ def kube_notifications(
             return True
         return store.status_pending("Rollout", rollout_namespace, name)
 
-    config_maps = Informer(client, "v1", "ConfigMap", namespace)
+    # Only Argo's ConfigMap, not every ConfigMap of the namespace.
+    config_maps = Informer(
+        client, "v1", "ConfigMap", namespace, field_selector=f"metadata.name={CONFIG_MAP_NAME}"
+    )
     notifier = Notifier(
         feed=store,
         objects=store,
