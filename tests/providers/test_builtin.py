@@ -296,8 +296,9 @@ async def test_an_unreachable_traefik_is_an_error(tmp_path: Path) -> None:
     assert measurement.phase == "Error"
     assert measurement.message is not None
     assert measurement.message.startswith(
-        "rollwise/builtin: cannot read Traefik's metrics: cannot read traefik metrics: "
+        "rollwise/builtin: cannot read Traefik's metrics: Traefik at http://127.0.0.1:"
     )
+    assert measurement.message.endswith("/metrics is unreachable: connection refused")
 
 
 @pytest.mark.parametrize(

@@ -35,7 +35,7 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -50,7 +50,7 @@ from rollwise.providers.base import (
     provider_config,
     register,
 )
-from rollwise.providers.exposition import parse_samples
+from rollwise.providers.exposition import Sample, parse_samples, scrape_samples, value_text
 
 PLUGIN = "rollwise/builtin"
 KEY = f"plugin:{PLUGIN}"
@@ -110,11 +110,22 @@ class Counters:
 def counters_of(text: str, service: str) -> Counters:
     """The counters of Traefik service `service` (e.g. `default-myapp-canary@file`), summed
     over methods and protocols."""
+    return counters_in(parse_samples(text), service)
+
+
+def counters_in(samples: Iterable[Sample], service: str) -> Counters:
+    """`counters_of` over parsed samples. A counter that is not a finite number is no count
+    at all (a broken exporter): BuiltinFailure, never a NaN rate judged as if measured."""
     codes: dict[str, float] = {}
     buckets: dict[str, float] = {}
-    for sample in parse_samples(text):
+    for sample in samples:
         if sample.labels.get("service") != service:
             continue
+        if sample.name in (REQUESTS, BUCKETS) and not math.isfinite(sample.value):
+            raise BuiltinFailure(
+                f"{PLUGIN}: Traefik reported {value_text(sample.value)} for the counter "
+                f"{sample.name} of {service}; a counter must be a finite number"
+            )
         if sample.name == REQUESTS:
             code = sample.labels.get("code", "")
             codes[code] = codes.get(code, 0.0) + sample.value
@@ -231,9 +242,10 @@ async def scrape(context: ProviderContext, service: str) -> Counters:
         )
     try:
         text = await source()
+        samples = scrape_samples(text, source="Traefik's /metrics")
     except Exception as exc:  # whatever the source raises, the measurement says it
         raise BuiltinFailure(f"{PLUGIN}: cannot read Traefik's metrics: {exc}") from exc
-    return counters_of(text, service)
+    return counters_in(samples, service)
 
 
 @register(KEY)

@@ -1,12 +1,15 @@
 """Prometheus' text exposition format, read: `name{label="value",...} 12.5 [timestamp]`.
 
-Who calls it: the `rollwise/builtin` provider, on Traefik's `/metrics`. Pure. Comments, HELP and
-TYPE lines are skipped; a line that does not parse is skipped too (a scrape is never refused for
-one odd line); label values are unescaped (`\\"`, `\\\\`, `\\n`).
+Who calls it: the `rollwise/builtin` and `rollwise/judge` providers, on Traefik's `/metrics`.
+Pure. Comments, HELP and TYPE lines are skipped; a line that does not parse is skipped too (a
+scrape is never refused for one odd line), but a text in which no line parses is refused
+(`scrape_samples`): a real `/metrics` always has samples, so an empty answer or an HTML page is
+a broken endpoint, not "no traffic". Label values are unescaped (`\\"`, `\\\\`, `\\n`).
 """
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -21,6 +24,31 @@ class Sample:
     name: str
     labels: Mapping[str, str]
     value: float
+
+
+def value_text(value: float) -> str:
+    """A sample value as the exposition format writes it (`NaN`, `+Inf`, `-Inf`, `12.5`)."""
+    if math.isnan(value):
+        return "NaN"
+    if math.isinf(value):
+        return "+Inf" if value > 0 else "-Inf"
+    return f"{value:g}"
+
+
+class ExpositionError(ValueError):
+    """The text is not a Prometheus exposition at all (no line of it is a sample)."""
+
+
+def scrape_samples(text: str, *, source: str = "the metrics endpoint") -> list[Sample]:
+    """Every sample of a whole scrape; ExpositionError when there is none."""
+    samples = list(parse_samples(text))
+    if not samples:
+        flat = " ".join(text.split())
+        shown = flat if len(flat) <= 200 else flat[:200] + "..."
+        raise ExpositionError(
+            f"{source} answered no metrics in the Prometheus text format: {shown or '(empty)'}"
+        )
+    return samples
 
 
 def parse_samples(text: str) -> Iterator[Sample]:

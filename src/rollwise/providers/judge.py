@@ -47,7 +47,7 @@ from __future__ import annotations
 import json
 import math
 import os
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Protocol
@@ -75,7 +75,7 @@ from rollwise.providers.base import (
     register,
 )
 from rollwise.providers.builtin import BUCKETS, REQUESTS
-from rollwise.providers.exposition import parse_samples
+from rollwise.providers.exposition import Sample, parse_samples, scrape_samples, value_text
 from rollwise.providers.http import HTTPFailure, fetch, header_pairs
 
 PLUGIN = "rollwise/judge"
@@ -215,21 +215,28 @@ class TraefikSource:
             )
         try:
             text = await scrape()
+            samples = scrape_samples(text, source="Traefik's /metrics")
         except Exception as exc:  # whatever the scrape raises, the measurement says it
             raise JudgeFailure(f"{PLUGIN}: cannot read Traefik's metrics: {exc}") from exc
         return Reading(
-            canary=traefik_arm(text, self.canary_service),
-            baseline=traefik_arm(text, self.baseline_service),
+            canary=traefik_arm(samples, self.canary_service),
+            baseline=traefik_arm(samples, self.baseline_service),
         )
 
 
-def traefik_arm(text: str, service: str) -> ArmReading:
-    """One Traefik service's counters: requests by code, 5xx errors, buckets by `le`."""
+def traefik_arm(text: str | Iterable[Sample], service: str) -> ArmReading:
+    """One Traefik service's counters: requests by code, 5xx errors, buckets by `le`. A
+    counter that is not a finite number is a broken exporter: JudgeFailure (a failed read)."""
     requests: Series = {}
     buckets: dict[str, Series] = {}
-    for sample in parse_samples(text):
+    for sample in parse_samples(text) if isinstance(text, str) else text:
         if sample.labels.get("service") != service:
             continue
+        if sample.name in (REQUESTS, BUCKETS) and not math.isfinite(sample.value):
+            raise JudgeFailure(
+                f"{PLUGIN}: Traefik reported {value_text(sample.value)} for the counter "
+                f"{sample.name} of {service}; a counter must be a finite number"
+            )
         if sample.name == REQUESTS:
             key = _series_key(sample.labels)
             requests[key] = requests.get(key, 0.0) + sample.value

@@ -10,7 +10,8 @@ default `{$}`: the whole document), `authentication.oauth2{tokenUrl, clientId, c
 scopes}` (client credentials).
 
 Result: a JSON body gives the first `jsonPath` match, decoded as Go decodes JSON (numbers are
-floats, objects maps, arrays lists); a body that is not JSON gives the whole body as a string;
+floats, objects maps, arrays lists); a body that is not JSON (`NaN` and `Infinity` included,
+which Python's json would take but Go's does not) gives the whole body as a string;
 no match is an Error ("result of web metric produced no value"); a status outside 2xx is an
 Error with the status and the start of the body.
 """
@@ -120,8 +121,10 @@ class WebProvider(SynchronousProvider):
                 f"received non 2xx response code: {answer.status} from {url}: {answer.excerpt()}"
             )
         try:
-            # Go decodes every JSON number as float64; conditions and values follow that.
-            document = json.loads(answer.text, parse_int=float)
+            # Go decodes every JSON number as float64; conditions and values follow that. Go
+            # also refuses `NaN` and `Infinity` (Python's json takes them): such a body is not
+            # JSON, so the result is the whole body, as in Argo.
+            document = json.loads(answer.text, parse_int=float, parse_constant=_not_json)
         except ValueError:
             return answer.text
         matches = path.find_all(document)
@@ -131,6 +134,10 @@ class WebProvider(SynchronousProvider):
                 f"{answer.excerpt()}"
             )
         return matches[0]
+
+
+def _not_json(constant: str) -> object:
+    raise ValueError(f"{constant} is not JSON")
 
 
 def _timeout(raw: object) -> float:

@@ -120,9 +120,14 @@ class DataPlane:
         # The temporary file lives in the parent of the watched folder: a file created inside
         # it would be seen (and parsed) by Traefik before it is complete.
         tmp = self.traefik.root / f".{path.name}.tmp"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp.write_text(text)
-        os.replace(tmp, path)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp.write_text(text)
+            os.replace(tmp, path)
+        except OSError as error:  # a full disk, a read-only folder: nothing changed, retry
+            raise TransientError(
+                f"cannot write Traefik's configuration {path}: {error.strerror or error}"
+            ) from error
 
     def _load_snapshot(self) -> DataPlaneSnapshot:
         try:
@@ -197,16 +202,42 @@ class DataPlane:
         }
 
     async def scrape_metrics(self) -> str:
-        """Traefik's Prometheus exposition text (per-service requests, codes, durations)."""
+        """Traefik's Prometheus exposition text (per-service requests, codes, durations);
+        TransientError saying what went wrong when Traefik does not give it."""
         import aiohttp
 
-        session = await self._client()
+        url = f"{self.traefik.api_url}/metrics"
         try:
-            async with session.get(f"{self.traefik.api_url}/metrics") as response:
-                response.raise_for_status()
-                return await response.text()
-        except (aiohttp.ClientError, TimeoutError) as error:
-            raise TransientError(f"cannot read traefik metrics: {error}") from error
+            try:
+                return await self._scrape(url)
+            except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError) as error:
+                if isinstance(error, aiohttp.ClientConnectorError):
+                    raise
+                # A kept-alive connection to a Traefik that died (or restarted) since: one
+                # more try on a new connection says how Traefik is now.
+                return await self._scrape(url)
+        except TimeoutError as error:
+            raise TransientError(
+                f"Traefik at {url} did not answer within {HTTP_TIMEOUT_S:g} s"
+            ) from error
+        except aiohttp.ClientOSError as error:
+            # asyncio words a refused connection "Connect call failed"; the errno says it plainly
+            os_error = error.os_error if isinstance(error, aiohttp.ClientConnectorError) else error
+            errno = os_error.errno
+            reason = os.strerror(errno) if errno and errno > 0 else str(os_error)
+            raise TransientError(f"Traefik at {url} is unreachable: {reason.lower()}") from error
+        except (aiohttp.ClientError, UnicodeDecodeError) as error:
+            raise TransientError(f"Traefik at {url}: {error}") from error
+
+    async def _scrape(self, url: str) -> str:
+        session = await self._client()
+        async with session.get(url) as response:
+            text = await response.text()
+            if response.status != 200:
+                raise TransientError(
+                    f"Traefik at {url} answered HTTP {response.status}: {_excerpt(text)}"
+                )
+            return text
 
     async def close(self) -> None:
         if self._session is not None:
@@ -259,6 +290,11 @@ class DataPlane:
                 page = next_page
         except (aiohttp.ClientError, TimeoutError, ValueError) as error:
             raise TransientError(f"cannot list traefik's {kind}: {error}") from error
+
+
+def _excerpt(text: str, limit: int = 200) -> str:
+    flat = " ".join(text.split())
+    return flat if len(flat) <= limit else flat[:limit] + "..."
 
 
 def config_mismatches(
