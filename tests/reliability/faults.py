@@ -19,6 +19,7 @@ import json
 import os
 import signal
 import socket
+import sqlite3
 import subprocess
 import time
 from collections import Counter
@@ -28,6 +29,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import pytest
 from aiohttp import web
 
 from rollwise.controller.analysis import AnalysisRunReconciler
@@ -283,3 +285,64 @@ def placeholder_processes() -> Iterator[list[subprocess.Popen[bytes]]]:
             if process.poll() is None:
                 process.kill()
             process.wait(timeout=10)
+
+
+# --- store faults --------------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def holding_the_write_lock(database: Path) -> Iterator[sqlite3.Connection]:
+    """Another process's view of the store: a connection in `BEGIN EXCLUSIVE` until the block
+    ends (in WAL mode readers go on; every writer waits, then gives up after its timeout)."""
+    connection = sqlite3.connect(database, isolation_level=None, timeout=10)
+    try:
+        connection.execute("BEGIN EXCLUSIVE")
+        yield connection
+        connection.execute("COMMIT")
+    finally:
+        connection.close()
+
+
+@contextlib.contextmanager
+def small_filesystem(path: Path, *, size: str = "32m") -> Iterator[Path]:
+    """A tmpfs of `size` mounted on the (empty) directory `path`, unmounted afterwards. Needs
+    root (CAP_SYS_ADMIN): the tests that need it skip without."""
+    path.mkdir(parents=True, exist_ok=True)
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs to fill up (needs root): {mounted.stderr.strip()}")
+    try:
+        yield path
+    finally:
+        subprocess.run(["umount", "-l", str(path)], capture_output=True, check=False)
+
+
+@contextlib.contextmanager
+def disk_full(directory: Path, *, database: Path | None = None) -> Iterator[Path]:
+    """Fill the file system of `directory` to the last byte until the block ends.
+
+    With `database`, its write-ahead log is first checkpointed and truncated to zero bytes, so
+    the very next write to the store has to grow a file: SQLite keeps a WAL file's size and
+    reuses it, and a write that fits in the space it already holds would not see the fault.
+    """
+    if database is not None:
+        with contextlib.closing(sqlite3.connect(database, timeout=10)) as connection:
+            busy, _, _ = connection.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+            assert busy == 0, "the WAL could not be truncated"
+    filler = directory / "filler"
+    with open(filler, "wb", buffering=0) as handle:
+        free = os.statvfs(directory)
+        with contextlib.suppress(OSError):
+            os.posix_fallocate(handle.fileno(), 0, free.f_bavail * free.f_frsize)
+        with contextlib.suppress(OSError):
+            while True:  # the last pages posix_fallocate left
+                handle.write(b"\0" * 4096)
+    try:
+        yield filler
+    finally:
+        filler.unlink()

@@ -8,7 +8,10 @@ Theory of operation. One asyncio loop owns everything in local mode:
 - the `PodSupervisor` turns ReplicaSets into processes and reports their readiness;
 - the `TraefikProcess` is started or adopted and restarted if it dies;
 - each queued key is reconciled by `RolloutReconciler`, requeued when the core asks (pause
-  expiry, deadlines) and backed off when it fails (capped at 10 s, as Argo does).
+  expiry, deadlines) and backed off when it fails (capped at 10 s, as Argo does); the work
+  beside the reconciles (change log, pods, endpoints, Traefik) backs off the same way, so a
+  store locked or full, or a file that cannot be written, is logged and retried, never the end
+  of the controller;
 - the `Notifier` (`rollwise.notify`) follows the events the store records and sends the
   notifications the Rollouts subscribe to, in its own task;
 - with `metrics_port`, `/metrics` (Argo's series, `rollwise.controller.metrics`) and `/healthz`
@@ -33,20 +36,21 @@ import logging
 import os
 import signal
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from aiohttp import web
 
-from rollwise.api.errors import UserError
+from rollwise.api.errors import TransientError, UserError
 from rollwise.controller.analysis import AnalysisRunReconciler
 from rollwise.controller.experiments import ExperimentReconciler
 from rollwise.controller.http import ControllerHTTPServer
 from rollwise.controller.loop import ReconcileLoop, Reconciler, object_key
 from rollwise.controller.metrics import DELETED_GRACE_SECONDS, ControllerMetrics
 from rollwise.controller.reconciler import RolloutReconciler
+from rollwise.controller.workqueue import Backoff
 from rollwise.core.timestamps import Clock, SystemClock
 from rollwise.platforms.local.dataplane import DataPlane
 from rollwise.platforms.local.executor import (
@@ -152,6 +156,9 @@ class LocalController:
         )
         self._stopping = asyncio.Event()
         self._seen_revision = 0
+        self._housekeeping = Backoff()
+        self._next_pods = self._next_traefik = 0.0
+        self._endpoints_stale = False
         self._dashboard: web.AppRunner | None = None
 
     @property
@@ -174,8 +181,7 @@ class LocalController:
         for kind in self.reconcilers:
             for obj in self.store.list(kind, None):
                 self.queue.add(key_of(obj))
-        await self.pods.reconcile(self.clock.now())
-        await self.executor.refresh_endpoints()
+        await self._guarded(self._first_sync())
         if self.metrics_port:
             try:
                 await self.http.start()
@@ -202,20 +208,11 @@ class LocalController:
         await self.start()
         # Notifications run beside the loop: a slow or dead service never holds a rollout.
         notifier = asyncio.create_task(self.notifier.run(), name="notifier")
-        next_pods = next_traefik = 0.0
         try:
             while not self._stopping.is_set():
                 now = self._turned = time.monotonic()
-                endpoints_stale = self._watch()
-                if now >= next_pods or endpoints_stale:
-                    await self.pods.reconcile(self.clock.now())
-                    endpoints_stale |= self._watch()
-                    next_pods = now + POD_SYNC_SECONDS
-                if endpoints_stale and await self.executor.refresh_endpoints():
-                    await self._until_served()
-                if now >= next_traefik:
-                    await self.traefik.supervise()
-                    next_traefik = now + TRAEFIK_CHECK_SECONDS
+                if now >= self._housekeeping.retry_at:
+                    await self._guarded(self._keep_house(now))
                 self.loop.reconcile_due(time.monotonic())
                 await self.loop.wait(TICK_SECONDS)
         finally:
@@ -230,6 +227,44 @@ class LocalController:
                 await self.traefik.stop()
             await self.dataplane.close()
             self.store.close()
+
+    async def _first_sync(self) -> None:
+        await self.pods.reconcile(self.clock.now())
+        await self.executor.refresh_endpoints()
+
+    async def _keep_house(self, now: float) -> None:
+        """One turn of the work beside the reconciles: the store's change log, the pods, the
+        endpoints in Traefik, Traefik itself."""
+        # Sticky until the endpoints are written: a turn that fails half-way (a store locked
+        # or full) must not forget that they are stale.
+        self._endpoints_stale |= self._watch()
+        if now >= self._next_pods or self._endpoints_stale:
+            await self.pods.reconcile(self.clock.now())
+            self._endpoints_stale |= self._watch()
+            self._next_pods = now + POD_SYNC_SECONDS
+        if self._endpoints_stale:
+            changed = await self.executor.refresh_endpoints()
+            self._endpoints_stale = False
+            if changed:
+                await self._until_served()
+        if now >= self._next_traefik:
+            await self.traefik.supervise()
+            self._next_traefik = now + TRAEFIK_CHECK_SECONDS
+
+    async def _guarded(self, work: Awaitable[None]) -> None:
+        """Run housekeeping `work`; a failure (a store locked or full, a file that cannot be
+        written, Traefik that will not start) is logged and retried with the reconciles'
+        capped back-off, never the end of the controller."""
+        try:
+            await work
+        except Exception as error:
+            delay = self._housekeeping.failed(time.monotonic())
+            if isinstance(error, TransientError | OSError):
+                log.error("controller housekeeping failed; retrying in %.2fs: %s", delay, error)
+            else:  # a bug: keep the traceback
+                log.exception("controller housekeeping failed; retrying in %.2fs", delay)
+        else:
+            self._housekeeping.succeeded()
 
     async def _drain(self) -> None:
         """Take pods that are leaving out of the proxy before they are signalled."""
@@ -249,7 +284,6 @@ class LocalController:
         changes = self.store.changes_since(self._seen_revision)
         endpoints_stale = False
         for change in changes:
-            self._seen_revision = max(self._seen_revision, change.revision)
             namespace = change.namespace or "default"
             if change.kind in self.reconcilers:
                 self.queue.add(object_key(change.kind, namespace, change.name))
@@ -269,6 +303,8 @@ class LocalController:
                     self.queue.add(key)
             if change.kind in ("Pod", "Service"):
                 endpoints_stale = True
+            # Only now: a change whose owners could not be read (a failed read) is seen again.
+            self._seen_revision = max(self._seen_revision, change.revision)
         return endpoints_stale
 
     def _pod_owners(self, namespace: str, name: str) -> list[str]:

@@ -6,7 +6,9 @@ its own watch (the SQLite change log, the informers) and calls `reconcile_due()`
 Keys of one object never run concurrently: a key that falls due while its reconcile runs goes
 again once it ends. Different objects run concurrently, at most `workers[kind]` of a kind at a
 time when a limit is given (Argo's `--rollout-threads`, `--analysis-threads`...). A reconcile
-that raises is retried with the work queue's capped back-off and counted in `/metrics`.
+that raises is retried with the work queue's capped back-off and counted in `/metrics`; a
+TransientError (the store locked or full, the proxy away) is logged in one line, anything else
+with its traceback.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import time
 from collections.abc import Mapping
 from typing import Protocol
 
+from rollwise.api.errors import TransientError
 from rollwise.controller.metrics import ControllerMetrics
 from rollwise.controller.reconciler import Outcome
 from rollwise.controller.workqueue import WorkQueue
@@ -73,12 +76,18 @@ class ReconcileLoop:
                 started = time.perf_counter()
                 try:
                     outcome = await self.reconcilers[kind].reconcile(namespace, name)
-                except Exception:
+                except Exception as error:
                     self.metrics.observe_reconcile(
                         kind, namespace, name, seconds=time.perf_counter() - started, failed=True
                     )
                     delay = self.queue.fail(key, now=time.monotonic())
-                    log.exception("reconcile of %s failed; retrying in %.2fs", key, delay)
+                    if isinstance(error, TransientError):
+                        # Expected (a store lock held, a full disk, the proxy away): one line.
+                        log.error(
+                            "reconcile of %s failed; retrying in %.2fs: %s", key, delay, error
+                        )
+                    else:
+                        log.exception("reconcile of %s failed; retrying in %.2fs", key, delay)
                 else:
                     self.metrics.observe_reconcile(
                         kind, namespace, name, seconds=time.perf_counter() - started, failed=False

@@ -63,3 +63,22 @@ class WorkQueue:
 
     def __len__(self) -> int:
         return len(self._ready)
+
+
+@dataclass
+class Backoff:
+    """The same capped back-off for work that is not a key (the local controller's
+    housekeeping): `failed` says how long to wait, `retry_at` when to try again."""
+
+    retry_at: float = 0.0
+    failures: int = 0
+
+    def failed(self, now: float) -> float:
+        self.failures += 1
+        delay = min(BACKOFF_BASE_SECONDS * 2.0 ** (self.failures - 1), BACKOFF_CAP_SECONDS)
+        self.retry_at = now + delay
+        return delay
+
+    def succeeded(self) -> None:
+        self.failures = 0
+        self.retry_at = 0.0

@@ -42,7 +42,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Protocol
 
-from rollwise.api.errors import ManifestError
+from rollwise.api.errors import ManifestError, TransientError
 from rollwise.core.timestamps import Clock
 from rollwise.notify.config import (
     CONFIG_FILE,
@@ -73,6 +73,8 @@ from rollwise.notify.variables import notification_variables
 
 RawObject = dict[str, Any]
 log = logging.getLogger("rollwise.notify")
+
+COLLECT_BACKOFF_CAP_SECONDS = 10.0
 
 
 class EventFeed(Protocol):
@@ -414,12 +416,27 @@ class Notifier:
         """Collect and send until cancelled, then close the transport. Nothing here raises: a
         store that is busy or a bug in one delivery is logged, and the loop goes on."""
         in_flight: dict[str, asyncio.Task[Attempted]] = {}
+        failures = 0
         try:
             while True:
+                wait = poll_interval
                 try:
                     self.collect()
-                except Exception:
-                    log.exception("reading events for notifications failed; retrying")
+                except Exception as error:
+                    # A store locked or full, a state file that cannot be written: one line,
+                    # and a capped back-off rather than a traceback every poll.
+                    failures += 1
+                    wait = min(poll_interval * 2.0**failures, COLLECT_BACKOFF_CAP_SECONDS)
+                    if isinstance(error, TransientError | OSError):
+                        log.error(
+                            "reading events for notifications failed; retrying in %.2fs: %s",
+                            wait,
+                            error,
+                        )
+                    else:
+                        log.exception("reading events for notifications failed; retrying")
+                else:
+                    failures = 0
                 for key in [key for key, task in in_flight.items() if task.done()]:
                     task = in_flight.pop(key)
                     if not task.cancelled() and task.exception() is not None:
@@ -430,7 +447,7 @@ class Notifier:
                         break
                     if delivery.id not in in_flight:
                         in_flight[delivery.id] = asyncio.create_task(self.attempt(delivery))
-                await asyncio.sleep(poll_interval)
+                await asyncio.sleep(wait)
         finally:
             for task in in_flight.values():
                 task.cancel()

@@ -5,7 +5,8 @@ Who uses this: the local controller (reads, status writes, a watch by polling
 the dashboard. Several processes open the same `<home>/state.db` at once, so:
 
 - the database runs in WAL mode (readers never wait for the writer) with a 5 s busy timeout;
-  a lock held longer than that surfaces as `TransientError` (retry later), keeping the cause;
+  a lock held longer than that, and a disk too full for the write, surface as `TransientError`
+  (retry later; the write was rolled back whole), keeping the cause;
 - every write is one `BEGIN IMMEDIATE` transaction that bumps the global revision, stores the
   object with `metadata.resourceVersion` = that revision and appends one row to a bounded change
   log, so a `kill -9` at any instant leaves either all of a write or none of it;
@@ -577,13 +578,10 @@ class SqliteStore:
             try:
                 return self._conn.execute(sql, params)
             except sqlite3.OperationalError as error:
-                text = str(error).lower()
-                if "locked" in text or "busy" in text:
-                    raise TransientError(
-                        f"the local store {self.path} is busy (another rollwise process holds"
-                        f" its lock); retry: {error}"
-                    ) from error
-                raise
+                mapped = _store_error(self.path, error)
+                if mapped is error:
+                    raise
+                raise mapped from error
 
     def _row(self, kind: str, namespace: str, name: str) -> RawObject | None:
         row = self._execute(
@@ -659,6 +657,25 @@ class SqliteStore:
 
 
 # --- helpers -------------------------------------------------------------------------------------
+
+
+def _store_error(path: Path, error: sqlite3.OperationalError) -> Exception:
+    """What a failed statement means for the caller: a lock held too long and a full disk are
+    TransientErrors (retry once the other process or the disk lets go; the write was rolled
+    back whole), anything else stays the sqlite3 error (a bug, or a broken file)."""
+    name = getattr(error, "sqlite_errorname", "")
+    text = str(error).lower()
+    if name.startswith(("SQLITE_BUSY", "SQLITE_LOCKED")) or "locked" in text or "busy" in text:
+        return TransientError(
+            f"the local store {path} is busy (another rollwise process holds its lock);"
+            f" retry: {error}"
+        )
+    if name == "SQLITE_FULL" or "disk is full" in text:
+        return TransientError(
+            f"the local store {path} cannot be written: its disk is full (nothing was"
+            f" changed; free some space and retry): {error}"
+        )
+    return error
 
 
 def _copy(value: Any) -> Any:
