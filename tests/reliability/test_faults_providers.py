@@ -106,16 +106,18 @@ FAULTS: dict[tuple[str, str], Expect] = {
     ("prometheus", "+Inf"): Expect("Successful", value="[+Inf]"),
     ("prometheus", "-Inf"): Expect("Failed", value="[-Inf]"),
     ("prometheus", "empty vector"): Expect("Error", NO_DATA, value="[]"),
-    # Web: any non-2xx is an Error; a body that is not JSON (Go's json refuses NaN and
-    # Infinity) is the whole body as a string, which `result >= 0.95` cannot compare.
+    # Web: any non-2xx is an Error; a body that is not JSON is the whole body as a string,
+    # which `result >= 0.95` cannot compare (Argo would call it Successful unevaluated); the
+    # NaN / Infinity literals of Python's json are floats, judged as Prometheus' are.
     ("web", "connection refused"): Expect("Error", REFUSED),
     ("web", "timeout"): Expect("Error", f"{TIMEOUT} 0.5 s"),
     ("web", "HTTP 400"): Expect("Error", "received non 2xx response code: 400"),
     ("web", "HTTP 500"): Expect("Error", "received non 2xx response code: 500"),
     ("web", "malformed JSON"): Expect("Error", NOT_A_NUMBER, value='{"value": 0.99'),
-    ("web", "NaN"): Expect("Error", NOT_A_NUMBER, value='{"value": NaN}'),
-    ("web", "+Inf"): Expect("Error", NOT_A_NUMBER, value='{"value": Infinity}'),
-    ("web", "-Inf"): Expect("Error", NOT_A_NUMBER, value='{"value": -Infinity}'),
+    ("web", "HTML error page"): Expect("Error", NOT_A_NUMBER, value="<html>502 Bad Gateway</html>"),
+    ("web", "NaN"): Expect("Failed", value="NaN"),
+    ("web", "+Inf"): Expect("Successful", value="+Inf"),
+    ("web", "-Inf"): Expect("Failed", value="-Inf"),
     ("web", "NaN as a JSON string"): Expect("Error", NOT_A_NUMBER, value="NaN"),
     ("web", "empty result"): Expect("Error", "result of web metric produced no value"),
     ("web", "null result"): Expect("Error", NO_DATA, value="<nil>"),
@@ -219,6 +221,7 @@ def web_case(fault: str, endpoint: FaultyEndpoint) -> RawObject:
         return web_metric(f"http://127.0.0.1:{free_port()}/value")
     bodies = {
         "malformed JSON": '{"value": 0.99',
+        "HTML error page": "<html>502 Bad Gateway</html>",
         "NaN": '{"value": NaN}',
         "+Inf": '{"value": Infinity}',
         "-Inf": '{"value": -Infinity}',

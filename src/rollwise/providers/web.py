@@ -10,10 +10,17 @@ default `{$}`: the whole document), `authentication.oauth2{tokenUrl, clientId, c
 scopes}` (client credentials).
 
 Result: a JSON body gives the first `jsonPath` match, decoded as Go decodes JSON (numbers are
-floats, objects maps, arrays lists); a body that is not JSON (`NaN` and `Infinity` included,
-which Python's json would take but Go's does not) gives the whole body as a string;
+floats, objects maps, arrays lists); a body that is not JSON gives the whole body as a string;
 no match is an Error ("result of web metric produced no value"); a status outside 2xx is an
 Error with the status and the start of the body.
+
+Two deliberate differences from Argo's code (`webmetric.go`), both so that a release is never
+passed on a body nobody measured: Argo returns a body that is not JSON as a *Successful*
+measurement without evaluating the conditions (an HTML error page answered with 200 passes);
+rollwise hands the body to the conditions as a string, so `result >= 0.95` is an Error. And the
+`NaN` / `Infinity` literals Python's json writes (Go refuses them, which in Argo makes the body
+"not JSON" and so Successful) are read as the floats they say, judged as Prometheus' NaN is:
+`NaN >= 0.95` is false.
 """
 
 from __future__ import annotations
@@ -121,10 +128,8 @@ class WebProvider(SynchronousProvider):
                 f"received non 2xx response code: {answer.status} from {url}: {answer.excerpt()}"
             )
         try:
-            # Go decodes every JSON number as float64; conditions and values follow that. Go
-            # also refuses `NaN` and `Infinity` (Python's json takes them): such a body is not
-            # JSON, so the result is the whole body, as in Argo.
-            document = json.loads(answer.text, parse_int=float, parse_constant=_not_json)
+            # Go decodes every JSON number as float64; conditions and values follow that.
+            document = json.loads(answer.text, parse_int=float)
         except ValueError:
             return answer.text
         matches = path.find_all(document)
@@ -134,10 +139,6 @@ class WebProvider(SynchronousProvider):
                 f"{answer.excerpt()}"
             )
         return matches[0]
-
-
-def _not_json(constant: str) -> object:
-    raise ValueError(f"{constant} is not JSON")
 
 
 def _timeout(raw: object) -> float:
