@@ -90,7 +90,6 @@ REFUSED = "is unreachable: connection refused"
 TIMEOUT = "did not answer within"
 NO_DATA = "metric result is nil or empty"
 NOT_A_NUMBER = "mismatched types string and float64"
-TRAEFIK = "cannot read Traefik's metrics: Traefik at"
 NOT_METRICS = "answered no metrics in the Prometheus text format"
 NON_FINITE = "a counter must be a finite number"
 
@@ -125,8 +124,8 @@ FAULTS: dict[tuple[str, str], Expect] = {
     # rate computed from garbage; a scrape without the canary's series is no data.
     ("builtin", "connection refused"): Expect("Error", f"/metrics {REFUSED}"),
     ("builtin", "timeout"): Expect("Error", f"/metrics {TIMEOUT} 2 s"),
-    ("builtin", "HTTP 400"): Expect("Error", f"{TRAEFIK} "),
-    ("builtin", "HTTP 500"): Expect("Error", f"{TRAEFIK} "),
+    ("builtin", "HTTP 400"): Expect("Error", "/metrics answered HTTP 400: bad request"),
+    ("builtin", "HTTP 500"): Expect("Error", "/metrics answered HTTP 500: internal error"),
     ("builtin", "malformed text"): Expect("Error", NOT_METRICS),
     ("builtin", "NaN"): Expect("Error", "Traefik reported NaN for the counter"),
     ("builtin", "+Inf"): Expect("Error", "Traefik reported +Inf for the counter"),
@@ -134,8 +133,8 @@ FAULTS: dict[tuple[str, str], Expect] = {
     ("builtin", "empty result"): Expect("Error", NO_DATA, value="<nil>"),
     ("judge", "connection refused"): Expect("Error", f"/metrics {REFUSED}"),
     ("judge", "timeout"): Expect("Error", f"/metrics {TIMEOUT} 2 s"),
-    ("judge", "HTTP 400"): Expect("Error", f"{TRAEFIK} "),
-    ("judge", "HTTP 500"): Expect("Error", f"{TRAEFIK} "),
+    ("judge", "HTTP 400"): Expect("Error", "/metrics answered HTTP 400: bad request"),
+    ("judge", "HTTP 500"): Expect("Error", "/metrics answered HTTP 500: internal error"),
     ("judge", "malformed text"): Expect("Error", NOT_METRICS),
     ("judge", "NaN"): Expect("Error", NON_FINITE),
     ("judge", "+Inf"): Expect("Error", NON_FINITE),
