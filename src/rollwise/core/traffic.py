@@ -237,8 +237,15 @@ def reconcile_traffic(facts: CanaryFacts, progress: Progress, out: Outbox) -> Tr
 
     router_weight = facts.observed.current_router_weight
     known_weight = router_weight if router_weight is not None else prev_canary.get("weight")
+    # A controller that restarted has not talked to the router yet (it knows no weight and no
+    # answer); the status holds the last answer for these weights, unless the controller
+    # before it died between setting them and recording the answer: set them again (a no-op
+    # for the router) and verify, as a weight never verified would be.
+    restarted = router_weight is None and facts.observed.weight_verified is None
+    recorded = previous.get("verified")
     changed = (
         not previous
+        or (restarted and not isinstance(recorded, bool))
         or known_weight != desired
         or prev_canary.get("podTemplateHash") != canary_hash
         or prev_stable.get("podTemplateHash") != stable_hash
@@ -265,6 +272,10 @@ def reconcile_traffic(facts: CanaryFacts, progress: Progress, out: Outbox) -> Tr
         result.verify_pending = True
     else:
         verified = facts.observed.weight_verified
+        if restarted and isinstance(recorded, bool):
+            # Kept: a restart alone must not rewrite a settled status; a recorded "no" is
+            # asked again below.
+            verified = recorded
         old_pods_left = any(rs.replicas for rs in facts.others)
         if verified is False and (not progress.fully_promoted or old_pods_left):
             out.actions.append(act.VerifyWeight(desired, additional))
