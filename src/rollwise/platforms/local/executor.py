@@ -13,6 +13,7 @@ the core reads as "unknown": it trusts the status and asks for a verification ag
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -50,6 +51,7 @@ from rollwise.platforms.local.store import SqliteStore
 from rollwise.routers.base import Router
 
 MANAGED_BY_ANNOTATION = "argo-rollouts.argoproj.io/managed-by-rollouts"
+SERVED_WAIT_SECONDS = 1.0
 RawObject = dict[str, Any]
 
 
@@ -113,6 +115,14 @@ class LocalExecutor:
         pods = self.store.list("Pod", None)
         return await self.dataplane.update_services(service_backends(services, pods))
 
+    async def _until_served(self) -> None:
+        """Wait (at most `SERVED_WAIT_SECONDS`: Traefik may be down) until Traefik serves the
+        endpoints just written."""
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(SERVED_WAIT_SECONDS):
+                while not await self.dataplane.verify():  # noqa: ASYNC110 - nothing to wait on
+                    await asyncio.sleep(0.02)
+
     # --- acting -----------------------------------------------------------------------------
 
     async def execute(self, rollout_raw: RawObject, rollout: Rollout, action: act.Action) -> None:
@@ -158,7 +168,10 @@ class LocalExecutor:
                         "spec": {"selector": {HASH_LABEL: pod_hash}},
                     },
                 )
-                await self.refresh_endpoints()
+                if await self.refresh_endpoints():
+                    # The status written after this says which pods the Service sends to
+                    # (an active switch): not before Traefik does (~0.1 s after the file).
+                    await self._until_served()
             case act.SetWeight(weight=weight, additional=additional):
                 router = self.router(rollout)
                 if router is not None:
