@@ -4,13 +4,17 @@ Who calls it: the controller loop (`rollwise.controller.local`), for each key th
 hands out. The decision comes from `rollwise.core.rollouts.decide`; this module only moves data
 between the store, the platform's executor and the core, in the order the core's contract asks:
 execute every action first, and write the status only if all of them succeeded (so a failed
-action is asked for again by the next decision, made from the same status). A status equal to
-the stored one is not written. A stale write (someone patched the Rollout meanwhile, e.g. the
-CLI's abort) is not an error: the key is reconciled again at once from the fresh object.
+action is asked for again by the next decision, made from the same status). The decision's
+events are recorded with the status, in one store transaction: a controller killed between the
+two would leave events of a decision whose status was never written, which the next controller
+makes again (and its notifier sends twice). A status equal to the stored one is not written.
+A stale write (someone patched the Rollout meanwhile, e.g. the CLI's abort) is not an error: the
+key is reconciled again at once from the fresh object.
 """
 
 from __future__ import annotations
 
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -34,6 +38,9 @@ USER_ERROR_RETRY_SECONDS = 30.0
 class Store(Protocol):
     def get(self, kind: str, name: str, namespace: str = "default") -> RawObject | None: ...
     async def write_status(self, obj: RawObject) -> RawObject: ...
+    def transaction(self) -> AbstractContextManager[None]:
+        """Writes inside are atomic where the store can make them so."""
+        ...
 
 
 class Executor(Protocol):
@@ -72,9 +79,11 @@ class RolloutReconciler:
             )
             return Outcome(requeue_after=None, status_written=await self._invalid(raw, problems))
         decision = decide(rollout, self.executor.observe(rollout), self.clock.now())
+        events = [a for a in decision.actions if isinstance(a, act.EmitEvent)]
         try:
             for action in decision.actions:
-                await self.executor.execute(raw, rollout, action)
+                if not isinstance(action, act.EmitEvent):
+                    await self.executor.execute(raw, rollout, action)
         except UserError as error:
             if isinstance(error, NotFoundError):
                 raise  # an object went away meanwhile: retried with back-off
@@ -88,21 +97,28 @@ class RolloutReconciler:
             requeue = (
                 VERIFY_AGAIN_SECONDS if requeue is None else min(requeue, VERIFY_AGAIN_SECONDS)
             )
-        written = await self._write_status(raw, decision.status)
+        written = await self._write_status(raw, rollout, decision.status, events)
         if written is None:
             return Outcome(requeue_after=0.0, actions=len(decision.actions))
         return Outcome(requeue_after=requeue, status_written=written, actions=len(decision.actions))
 
-    async def _write_status(self, raw: RawObject, status: RolloutStatus) -> bool | None:
-        """True if written, False if unchanged, None if the object changed under us."""
+    async def _write_status(
+        self, raw: RawObject, rollout: Rollout, status: RolloutStatus, events: list[act.EmitEvent]
+    ) -> bool | None:
+        """Record `events` and write the status, together: True if written, False if
+        unchanged, None if the object changed under us (then the events are not recorded
+        either: the next decision makes them again)."""
         new = status.to_raw()
-        if new == (raw.get("status") or {}):
-            return False
+        unchanged = new == (raw.get("status") or {})
         try:
-            await self.store.write_status({**raw, "status": new})
+            with self.store.transaction():
+                for event in events:
+                    await self.executor.execute(raw, rollout, event)
+                if not unchanged:
+                    await self.store.write_status({**raw, "status": new})
         except ConflictError:
             return None
-        return True
+        return not unchanged
 
     async def _invalid(self, raw: RawObject, problems: str) -> bool:
         """A Rollout the models cannot read (written to the store by other means than `apply`,

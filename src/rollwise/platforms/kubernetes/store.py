@@ -26,9 +26,10 @@ from __future__ import annotations
 
 import asyncio
 import builtins
+import contextlib
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -169,6 +170,12 @@ class KubeStore:
         return [] if informer is None else informer.list(namespace, owner=owner)
 
     # --- writes -------------------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[None]:
+        """Nothing to group: the API server has no transactions (a reconcile's events and its
+        status write are separate requests, as in Argo)."""
+        yield
 
     async def write_status(self, obj: RawObject) -> RawObject:
         """Write `obj`'s status with the resourceVersion read (ConflictError when stale): through
