@@ -40,7 +40,6 @@ Times are whole seconds (RFC3339); a measurement is due when `now >= due` (Argo 
 
 from __future__ import annotations
 
-import re
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -79,6 +78,8 @@ from rollwise.core.analysis.settings import (
     interval_seconds,
     metrics_problem,
 )
+from rollwise.core.expressions import ExpressionError
+from rollwise.core.expressions.regexes import search
 from rollwise.core.timestamps import format_time, parse_time, parse_time_or_none
 
 DEFAULT_MEASUREMENT_RETENTION = 10
@@ -143,11 +144,7 @@ def _matching(
     something. An invalid regex (`*`) matches nothing, as Go's ignored compile error does."""
     matched: dict[str, DryRun | MeasurementRetention] = {}
     for index, rule in enumerate(rules):
-        try:
-            pattern: re.Pattern[str] | None = re.compile(rule.metric_name)
-        except re.error:
-            pattern = None
-        hits = [m.name for m in metrics if pattern is not None and pattern.search(m.name)]
+        hits = [m.name for m in metrics if _metric_matches(rule.metric_name, m.name, what, index)]
         if not hits:
             raise _InvalidRun(
                 f"Analysis spec invalid: {what}[{index}]: Rule didn't match any metric name(s)"
@@ -155,6 +152,19 @@ def _matching(
         for name in hits:
             matched[name] = rule
     return matched
+
+
+def _metric_matches(pattern: str, name: str, what: str, index: int) -> bool:
+    """Go's regexp runs in linear time; Python's may backtrack for ever (`(a+)+$` against a
+    long metric name), so the pattern runs under the condition language's guards."""
+    try:
+        return search(pattern, name)
+    except ExpressionError as error:
+        if error.detail.startswith("error parsing regexp"):
+            return False
+        raise _InvalidRun(
+            f"Analysis spec invalid: {what}[{index}]: metricName {pattern!r}: {error.detail}"
+        ) from None
 
 
 def _read_spec(run: AnalysisRun, secret_lookup: SecretLookup | None) -> _Spec:
