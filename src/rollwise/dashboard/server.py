@@ -126,7 +126,8 @@ def create_app(
 ) -> web.Application:
     """The dashboard as an aiohttp application.
 
-    `token`: what actions must present (None: actions are refused, as with `read_only`).
+    `token`: what actions must present (None or empty: actions are refused, as with
+    `read_only`).
     `check_template`: refusals of a pod template this platform cannot run (local mode's image
     table), applied to `set image` as the CLI does.
     """
@@ -144,7 +145,7 @@ def create_app(
         if request.method not in ("GET", "HEAD"):
             if request.headers.get("Sec-Fetch-Site", "same-origin") not in ("same-origin", "none"):
                 raise web.HTTPForbidden(text="cross-site request refused\n")
-            if read_only or token is None:
+            if read_only or not token:  # an empty token would match an absent header
                 raise web.HTTPForbidden(text="the dashboard is read-only\n")
             given = request.headers.get(TOKEN_HEADER) or ""
             bearer = request.headers.get("Authorization", "")
@@ -191,7 +192,7 @@ def create_app(
     app.on_shutdown.append(close_streams)
     app.on_cleanup.append(close_store)
     handlers = _Handlers(app, clock=clock, check_template=check_template)
-    actions_off = read_only or token is None
+    actions_off = read_only or not token
 
     async def settings(request: web.Request) -> web.Response:
         return web.json_response({"readOnly": actions_off})
