@@ -198,6 +198,19 @@ def resolve_secrets(value: Any, secrets: Mapping[str, str]) -> Any:
     return value
 
 
+def referenced_secrets(value: Any, secrets: Mapping[str, str]) -> list[str]:
+    """The values of `secrets` that `resolve_secrets(value, secrets)` puts in (every `$key` of
+    every string that names a key), to be masked wherever the result may be quoted."""
+    if isinstance(value, str):
+        keys = (match.group(0)[1:] for match in _SECRET_REFERENCE.finditer(value))
+        return [secrets[key] for key in keys if secrets.get(key)]
+    if isinstance(value, Mapping):
+        return [found for item in value.values() for found in referenced_secrets(item, secrets)]
+    if isinstance(value, list):
+        return [found for item in value for found in referenced_secrets(item, secrets)]
+    return []
+
+
 def secret_values(secret: Mapping[str, Any]) -> dict[str, str]:
     """A Secret's keys and values: `data` (base64, as Kubernetes stores it) and `stringData`."""
     values: dict[str, str] = {}

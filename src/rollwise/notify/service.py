@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import time
 from collections.abc import Callable, Mapping
@@ -43,12 +44,14 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from rollwise.api.errors import ManifestError, TransientError
+from rollwise.core.analysis.args import mask
 from rollwise.core.timestamps import Clock
 from rollwise.notify.config import (
     CONFIG_FILE,
     SECRET_NAME,
     NotificationConfig,
     load_config_file,
+    referenced_secrets,
     secret_values,
 )
 from rollwise.notify.delivery import (
@@ -399,18 +402,23 @@ class Notifier:
             return SendOutcome(
                 False, f"no service '{delivery.service}' is configured", retryable=False
             )
+        secrets = self._secrets()
+        # A failed send quotes the URL and the server's answer, either of which may hold a value
+        # a `$key` took from the Secret; the outcome is logged and saved, so it is masked.
+        sensitive = referenced_secrets(service.options, secrets)
         try:
             message = build_message(
                 service.type,
                 service.name,
-                options=service.resolved(self._secrets()),
+                options=service.resolved(secrets),
                 destination=Destination(delivery.service, delivery.recipient),
                 notification=delivery.notification,
                 notify_type="warning" if delivery.event_type == "Warning" else "info",
             )
         except ManifestError as error:
-            return SendOutcome(False, str(error), retryable=False)
-        return await self.transport.send(message)
+            return SendOutcome(False, mask(str(error), sensitive), retryable=False)
+        outcome = await self.transport.send(message)
+        return dataclasses.replace(outcome, detail=mask(outcome.detail, sensitive))
 
     async def run(self, *, poll_interval: float = 0.1, concurrency: int = 4) -> None:
         """Collect and send until cancelled, then close the transport. Nothing here raises: a
