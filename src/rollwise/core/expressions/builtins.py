@@ -39,6 +39,7 @@ from rollwise.core.expressions.values import (
     plain_decimal,
     shortest_digits,
     type_name,
+    weight,
     wrap_int,
 )
 
@@ -74,8 +75,9 @@ PREDICATES: dict[str, tuple[int, int]] = {
 }
 
 _INT_TEXT = re.compile(r"[+-]?\d+")
+# One way only to read each digit (`\d+\.?\d*` backtracks quadratically on a long non-number).
 _FLOAT_TEXT = re.compile(
-    r"[+-]?(?:(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?|inf|infinity|nan)", re.IGNORECASE
+    r"[+-]?(?:(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?|inf|infinity|nan)", re.IGNORECASE
 )
 
 
@@ -204,7 +206,7 @@ def _to_float(context: Context, args: Sequence[object]) -> object:
 
 
 def _string(context: Context, args: Sequence[object]) -> object:
-    _charge(context, args[0])
+    context.spend_on(args[0])  # formatting walks every element, however deep
     return _checked(format_value(args[0]))
 
 
@@ -563,7 +565,8 @@ def _reverse(context: Context, args: Sequence[object]) -> object:
 def _uniq(context: Context, args: Sequence[object]) -> object:
     out: list[object] = []
     for item in _array("uniq", args[0]):
-        context.spend(1 + len(out))
+        # Each comparison may walk the whole item (arrays and maps compare element-wise).
+        context.spend((1 + len(out)) * weight(item, max(context.steps, 0) + 1))
         if not any(equal(item, seen) for seen in out):
             out.append(item)
     return out

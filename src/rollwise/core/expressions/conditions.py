@@ -22,8 +22,10 @@ from rollwise.core.expressions.evaluation import Expression, compile_expression
 from rollwise.core.expressions.values import INT_MAX, INT_MIN, Fault, is_number, type_name
 
 _INT_TEXT = re.compile(r"[+-]?\d+")
+# One way only to read each digit (`\d+\.?\d*` backtracks quadratically on a long non-number,
+# and `result` may be any text a metrics server sent).
 _FLOAT_TEXT = re.compile(
-    r"[+-]?(?:(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?|inf|infinity|nan)", re.IGNORECASE
+    r"[+-]?(?:(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?|inf|infinity|nan)", re.IGNORECASE
 )
 
 

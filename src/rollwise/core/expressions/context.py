@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from datetime import datetime
 
-from rollwise.core.expressions.values import Fault
+from rollwise.core.expressions.values import Fault, weight
 
 MAX_STEPS = 1_000_000
 
@@ -31,6 +31,11 @@ class Context:
         self.steps -= amount
         if self.steps < 0:
             raise Fault(f"evaluation exceeded its budget of {MAX_STEPS} steps")
+
+    def spend_on(self, value: object) -> None:
+        """Charge a walk over the whole of `value` (every element at every depth) before it is
+        made: weighing stops as soon as the budget is exceeded."""
+        self.spend(weight(value, max(self.steps, 0) + 1))
 
 
 Run = Callable[[Context], object]  # a compiled node

@@ -201,8 +201,8 @@ def _equality(node: Binary, left: Run, right: Run) -> Run:
         ta = type(a)
         if ta is type(b) and (ta is str or ta is float or ta is int or ta is bool):
             return (a != b) if negated else (a == b)
-        if isinstance(a, list | tuple | dict):
-            context.spend(1 + len(a))
+        if values.is_array(a) or values.is_map(a):
+            context.spend_on(a)  # equal() walks arrays and maps element by element, at any depth
         try:
             same = values.equal(a, b)
         except RecursionError:
@@ -255,8 +255,8 @@ def _general(node: Binary, left: Run, right: Run) -> Run:
 
     def apply(context: Context, a: object, b: object) -> object:
         if op == "in":
-            if isinstance(b, list | tuple):
-                context.spend(1 + len(b))
+            if values.is_array(b):
+                context.spend_on(b)  # each element is compared with equal(), at any depth
             return values.contained(a, b)
         if op == "..":
             return _range(context, a, b)

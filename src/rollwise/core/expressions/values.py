@@ -11,7 +11,7 @@ called the operator adds its own.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import cast
 
@@ -193,10 +193,38 @@ def format_time(value: datetime) -> str:
     return f"{text} {value.strftime('%z')} {zone}"
 
 
+def weight(value: object, limit: int) -> int:
+    """The work of walking `value` as `==`, `in`, `string()` or an error message do: one per
+    element at every depth (an element held twice is walked twice), one more per 64 characters
+    of a string. Counting stops past `limit`, so weighing costs at most `limit` steps even for
+    a value built to be huge when walked (`reduce(1..40, {[#acc, #acc]}, [0])`)."""
+    total = 0
+    pending: list[Iterator[object]] = [iter((value,))]
+    while pending:
+        item = next(pending[-1], _DONE)
+        if item is _DONE:
+            pending.pop()
+            continue
+        total += 1 + (len(item) // 64 if isinstance(item, str) else 0)
+        if total > limit:
+            break
+        if is_map(item):  # its (key, value) pairs, each walked as a pair
+            pending.append(iter(cast("Mapping[object, object]", item).items()))
+        elif is_array(item):
+            pending.append(iter(cast("Iterable[object]", item)))
+    return total
+
+
+_DONE = object()
+
+
 def brief(value: object, limit: int = 60) -> str:
     """A value as error messages show it: `%v`, cut short, never failing on deep data."""
-    if isinstance(value, list | tuple | dict) and len(value) > limit:
-        return f"<{type_name(value)} of {len(value)} elements>"
+    if (is_array(value) or is_map(value)) and (
+        len(value) > limit  # type: ignore[arg-type]
+        or weight(value, 4 * limit) > 4 * limit
+    ):
+        return f"<{type_name(value)} of {len(value)} elements>"  # type: ignore[arg-type]
     try:
         text = format_value(value)
     except RecursionError:
@@ -225,7 +253,9 @@ def format_value(value: object) -> str:
         return "map[" + " ".join(f"{format_value(k)}:{format_value(v)}" for k, v in pairs) + "]"
     if is_array(value):
         return "[" + " ".join(format_value(item) for item in value) + "]"  # type: ignore[attr-defined]
-    return str(value)
+    # A function of the environment (or any other object): its kind, never Python's repr, which
+    # names the function and its address (Go prints an address; nothing to match there).
+    return f"<{type_name(value)}>"
 
 
 # -- comparison --------------------------------------------------------------------------------
