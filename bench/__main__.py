@@ -11,12 +11,24 @@ budgets"; nothing here fails on a budget: the report says within or over.
 from __future__ import annotations
 
 import argparse
+import os
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench import cli, core, detection, memory, reconcile, traffic
+from bench import (
+    analysis,
+    cli,
+    core,
+    dataplane,
+    detection,
+    kube_scale,
+    local_scale,
+    memory,
+    reconcile,
+    traffic,
+)
 from bench.report import COMMAND, REPO, Section, machine, print_section, render, splice
 
 BENCHMARKS: dict[str, Callable[[], Section]] = {
@@ -25,6 +37,10 @@ BENCHMARKS: dict[str, Callable[[], Section]] = {
     "reconcile": reconcile.run,
     "traffic": traffic.run,
     "memory": memory.run,
+    "local-scale": local_scale.run,
+    "kube-scale": kube_scale.run,
+    "analysis": analysis.run,
+    "dataplane": dataplane.run,
     "detection": detection.run,
 }
 REPORT = REPO / "docs" / "benchmarks.md"
@@ -56,12 +72,15 @@ def main() -> None:
     sections: list[Section] = []
     for name in names:
         print(f"--- {name} ...", flush=True)
+        load = ", ".join(f"{value:.2f}" for value in os.getloadavg())
         start = time.perf_counter()
         if name == "detection" and args.live:
             section = detection.run(live=True)
         else:
             section = BENCHMARKS[name]()
         section.seconds = time.perf_counter() - start
+        # The machine is shared (other work may run beside a benchmark): say how busy it was.
+        section.notes.append(f"Load average (1, 5, 15 min) when this benchmark started: {load}.")
         print_section(section)
         sections.append(section)
     if output is not None:

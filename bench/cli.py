@@ -3,10 +3,17 @@ rollout NAME`, local mode).
 
 Each command runs as a fresh process - the venv's `rollwise` script, as a person would type
 it - against a throwaway home where `rollwise apply -f examples/rollout.yaml` stored the seed
-rollout (no controller runs: these are reads). The rounds interleave the commands so a slow
-moment of the machine does not land on one command only. `python -c pass` is the floor: what
-starting the interpreter alone costs here. One extra run under `-X importtime` names the
+rollout (no controller runs: these are reads), and in Kubernetes mode (`--context kubernetes
+--kubeconfig ...`) against the tests' API mock (`bench.kube_mock`, its own process) holding the
+seed rollout settled, with its ReplicaSet and 5 Pods. The rounds interleave the commands so a
+slow moment of the machine does not land on one command only. `python -c pass` is the floor:
+what starting the interpreter alone costs here. One extra run under `-X importtime` names the
 imports that cost the most.
+
+Bytecode: the commands run with Python's bytecode cache on, in a private directory
+(`PYTHONPYCACHEPREFIX`; the warm-up rounds fill it), as an installed rollwise runs; one row
+shows `get rollout` without it (`PYTHONDONTWRITEBYTECODE=1`, how this repository's sandbox
+runs Python), where every module is compiled from source at each start.
 """
 
 from __future__ import annotations
@@ -18,6 +25,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from bench.kube_scale import Child
 from bench.report import REPO, Budget, Row, Section, Summary
 
 RUNS = 20
@@ -66,6 +74,20 @@ def _slowest_imports(command: list[str], env: dict[str, str]) -> list[tuple[str,
     return sorted(found.items(), key=lambda item: -item[1])[:TOP_IMPORTS]
 
 
+def _kube_mock(directory: str) -> tuple[Child, str]:
+    """The API mock holding the settled seed rollout, and its kubeconfig."""
+    mock = Child(
+        [sys.executable, "-m", "bench.kube_mock", "--dir", directory, "--count", "1"],
+        name="the API mock",
+    )
+    try:
+        ready = mock.read(timeout=120)
+    except BaseException:
+        mock.close()
+        raise
+    return mock, str(ready["kubeconfig"])
+
+
 def run() -> Section:
     rollwise = str(_rollwise())
     section = Section(
@@ -78,37 +100,85 @@ def run() -> Section:
         ),
     )
     with tempfile.TemporaryDirectory(prefix="rollwise-bench-") as tmp:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("ROLLWISE_")}
+        env = {
+            k: v
+            for k, v in os.environ.items()
+            if not k.startswith("ROLLWISE_") and k != "PYTHONDONTWRITEBYTECODE"
+        }
         env["ROLLWISE_HOME"] = str(Path(tmp) / "home")
+        env["PYTHONPYCACHEPREFIX"] = str(Path(tmp) / "bytecode")
+        uncached = {**env, "PYTHONDONTWRITEBYTECODE": "1"}
+        uncached.pop("PYTHONPYCACHEPREFIX")
         _run([rollwise, "apply", "-f", str(REPO / "examples" / "rollout.yaml")], env)
-        commands: list[tuple[str, list[str], Budget | None]] = [
-            ("`python -c pass` (baseline)", [sys.executable, "-c", "pass"], None),
-            ("`rollwise --help`", [rollwise, "--help"], Budget(BUDGET_MS)),
-            (
-                "`rollwise get rollout myapp`",
-                [rollwise, "get", "rollout", "myapp"],
-                Budget(BUDGET_MS),
-            ),
-            ("`rollwise list rollouts`", [rollwise, "list", "rollouts"], Budget(BUDGET_MS)),
-        ]
-        timings: dict[str, list[float]] = {case: [] for case, _, _ in commands}
-        for round_ in range(WARMUP + RUNS):
-            for case, command, _ in commands:
-                elapsed = _run(command, env)
-                if round_ >= WARMUP:
-                    timings[case].append(elapsed)
-        for case, _, budget in commands:
-            section.rows.append(Row(case, Summary.of(timings[case]), "ms", budget))
-        for verb in (["get", "rollout", "myapp"], ["--help"]):
-            slowest = _slowest_imports([rollwise, *verb], env)
-            section.notes.append(
-                f"Import time of `rollwise {' '.join(verb)}` by package (one `-X importtime` "
-                "run, self time summed over the package's modules): "
-                + ", ".join(f"{name} {ms:.0f} ms" for name, ms in slowest)
-                + "."
-            )
-    section.notes.append(
+        mock, kubeconfig = _kube_mock(tmp)
+        cluster = [rollwise, "--context", "kubernetes", "--kubeconfig", kubeconfig]
+        try:
+            commands: list[tuple[str, list[str], Budget | None, dict[str, str]]] = [
+                ("`python -c pass` (baseline)", [sys.executable, "-c", "pass"], None, env),
+                ("`rollwise --help`", [rollwise, "--help"], Budget(BUDGET_MS), env),
+                (
+                    "`rollwise get rollout myapp`",
+                    [rollwise, "get", "rollout", "myapp"],
+                    Budget(BUDGET_MS),
+                    env,
+                ),
+                (
+                    "`rollwise list rollouts`",
+                    [rollwise, "list", "rollouts"],
+                    Budget(BUDGET_MS),
+                    env,
+                ),
+                (
+                    "`rollwise get rollout myapp`, no bytecode cache (for scale)",
+                    [rollwise, "get", "rollout", "myapp"],
+                    None,
+                    uncached,
+                ),
+                (
+                    "Kubernetes mode: `rollwise --context kubernetes get rollout myapp`",
+                    [*cluster, "get", "rollout", "myapp"],
+                    Budget(BUDGET_MS),
+                    env,
+                ),
+                (
+                    "Kubernetes mode: `rollwise --context kubernetes list rollouts`",
+                    [*cluster, "list", "rollouts"],
+                    Budget(BUDGET_MS),
+                    env,
+                ),
+            ]
+            timings: dict[str, list[float]] = {case: [] for case, _, _, _ in commands}
+            for round_ in range(WARMUP + RUNS):
+                for case, command, _, environment in commands:
+                    elapsed = _run(command, environment)
+                    if round_ >= WARMUP:
+                        timings[case].append(elapsed)
+            for case, _, budget, _ in commands:
+                section.rows.append(Row(case, Summary.of(timings[case]), "ms", budget))
+            for verb in (
+                ["get", "rollout", "myapp"],
+                ["--help"],
+                [*cluster[1:], "get", "rollout", "myapp"],
+            ):
+                slowest = _slowest_imports([rollwise, *verb], env)
+                shown = " ".join("..." if arg == kubeconfig else arg for arg in verb)
+                section.notes.append(
+                    f"Import time of `rollwise {shown}` by package (one `-X importtime` "
+                    "run, self time summed over the package's modules): "
+                    + ", ".join(f"{name} {ms:.0f} ms" for name, ms in slowest)
+                    + "."
+                )
+        finally:
+            mock.close()
+    section.notes += [
         "The budget is judged on the median; `-X importtime` itself slows imports down, so "
-        "its numbers are for ranking, not for adding up."
-    )
+        "its numbers are for ranking, not for adding up.",
+        "DESIGN.md's 150 ms is a local-mode budget; Kubernetes mode is judged against it "
+        "too, as the issue asks. It cannot meet it while it talks through kubernetes_asyncio "
+        "and aiohttp: importing them costs several times the budget before the first request "
+        "(the import-time note above), then the kubeconfig is loaded, TLS contexts are built "
+        "and the reads go over HTTP. Meeting it would take a read path on the standard "
+        "library (`http.client`) for the CLI's few GETs: a change of the Kubernetes client, "
+        "not made here.",
+    ]
     return section

@@ -27,14 +27,15 @@ from bench.reconcile import NAME, NAMESPACE, SettledHome, check_noop
 from bench.report import REPO, Budget, Row, Section, Summary
 from rollwise.api.models import Rollout
 from rollwise.controller.workqueue import WorkQueue
+from rollwise.core.observing import owned_objects
 from rollwise.platforms.local.store import SqliteStore
 
-SIZES = (100, 300, 1000)
+SIZES = (100, 300, 1000, 10_000)
 SAMPLE = 100
 """No-op reconciles timed per size, spread over the rollouts."""
 BUDGET_KB = 100.0
 TARGET_ROLLOUTS = 10_000
-CHILD_TIMEOUT_S = 120.0
+CHILD_TIMEOUT_S = 600.0
 
 
 def _rss_kb(field: str = "VmRSS") -> int:
@@ -79,7 +80,9 @@ async def _child(count: int, home: Path) -> dict[str, Any]:
         await settled.deploy_seed()
         store = settled.store
         source = store.require("Rollout", NAME, NAMESPACE)
-        replica_sets = settled.executor.owned("ReplicaSet", Rollout.model_validate(source))
+        replica_sets = owned_objects(
+            store, "ReplicaSet", NAMESPACE, owner_kind="Rollout", owner=NAME
+        )
         gc.collect()
         before_kb = _rss_kb()
         start = time.perf_counter()
