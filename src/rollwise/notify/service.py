@@ -23,7 +23,9 @@ waits for a notification. The notifier follows them by the store's event counter
 Each attempt runs in its own task, at most `concurrency` at a time, so a slow or dead service
 delays only its own messages. Because the cursor and the pending deliveries are saved before
 anything is sent, a restart loses nothing, and sends again only what was being sent when the
-process died (an attempt cut off before it could be recorded).
+process died (an attempt cut off before it could be recorded: at least once, as no sender can
+do better over HTTP). Every HTTP delivery (webhook, Slack) carries the same `Idempotency-Key`
+header in each of its attempts, so a receiver can drop such a repeat.
 
 Sends are counted through `SendMetrics` (Argo's `notification_send_success`,
 `notification_send_error`, and the `notification_send` duration), labelled by the Rollout and
@@ -55,6 +57,7 @@ from rollwise.notify.config import (
     secret_values,
 )
 from rollwise.notify.delivery import (
+    HttpRequest,
     NetworkTransport,
     RetryPolicy,
     SendOutcome,
@@ -76,6 +79,7 @@ from rollwise.notify.variables import notification_variables
 
 RawObject = dict[str, Any]
 log = logging.getLogger("rollwise.notify")
+DELIVERY_KEY_HEADER = "Idempotency-Key"
 
 COLLECT_BACKOFF_CAP_SECONDS = 10.0
 
@@ -417,6 +421,11 @@ class Notifier:
             )
         except ManifestError as error:
             return SendOutcome(False, mask(str(error), sensitive), retryable=False)
+        if isinstance(message, HttpRequest) and not any(
+            name.lower() == DELIVERY_KEY_HEADER.lower() for name, _ in message.headers
+        ):
+            key = (DELIVERY_KEY_HEADER, delivery_key(delivery))
+            message = dataclasses.replace(message, headers=(*message.headers, key))
         outcome = await self.transport.send(message)
         return dataclasses.replace(outcome, detail=mask(outcome.detail, sensitive))
 
@@ -497,6 +506,11 @@ class Notifier:
             )
         except Exception:  # metrics must never stop a notification
             log.exception("counting a notification failed")
+
+
+def delivery_key(delivery: PendingDelivery) -> str:
+    """The `Idempotency-Key` of a delivery: the same for every attempt, in every process."""
+    return f"{delivery.namespace}/{delivery.name}/{delivery.id}"
 
 
 class NotifierStore(EventFeed, OwnedObjects, Protocol):
