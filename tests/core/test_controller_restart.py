@@ -6,7 +6,8 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from tests.core.canary_world import World, deployed, routed_rollout
+from tests.core import bluegreen_world
+from tests.core.canary_world import World, basic_rollout, deployed, routed_rollout
 
 from rollwise.core import actions as act
 
@@ -79,3 +80,46 @@ def test_a_restart_between_setting_a_weight_and_verifying_it_sets_and_verifies_a
 
 def hashes(world: World) -> tuple[str, str]:
     return world.status["currentPodHash"], world.status["stableRS"]
+
+
+ANALYSIS = {"templates": [{"templateName": "success-rate"}]}
+
+
+@pytest.mark.parametrize("run_phase", ["", "Running"])
+def test_a_run_created_by_a_decision_whose_status_was_lost_is_adopted(run_phase: str) -> None:
+    world = deployed(basic_rollout([{"setWeight": 20}, {"analysis": ANALYSIS}, {"pause": {}}]))
+    world.set_image(YELLOW)
+    while not of((decision := world.decide()).actions, act.CreateAnalysisRun):
+        world.reconcile()
+    for action in decision.actions:  # done, and the controller is killed before the status
+        world.apply(action)
+    (created,) = world.runs
+    if run_phase:  # the analysis controller may have started measuring it meanwhile
+        world.set_run_phase(created, run_phase)
+
+    decision = restarted(world).decide()
+
+    assert all(a.name == created for a in of(decision.actions, act.CreateAnalysisRun))
+    assert decision.status.to_raw()["canary"]["currentStepAnalysisRunStatus"]["name"] == created
+    world.rollout = world.rollout.model_copy(update={"status": decision.status})
+    world.settle()
+    assert list(world.runs) == [created]
+
+
+def test_a_pre_promotion_run_whose_status_was_lost_is_adopted() -> None:
+    raw = bluegreen_world.blue_green_rollout(prePromotionAnalysis=ANALYSIS)
+    world = bluegreen_world.deployed(raw)
+    world.set_image(YELLOW)
+    while not of((decision := world.decide()).actions, act.CreateAnalysisRun):
+        world.reconcile()
+    for action in decision.actions:
+        world.apply(action)
+    (created,) = world.runs
+
+    decision = restarted(world).decide()
+
+    assert all(a.name == created for a in of(decision.actions, act.CreateAnalysisRun))
+    assert decision.status.to_raw()["blueGreen"]["prePromotionAnalysisRunStatus"]["name"] == created
+    world.rollout = world.rollout.model_copy(update={"status": decision.status})
+    world.settle()
+    assert list(world.runs) == [created]

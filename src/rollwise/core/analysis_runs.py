@@ -116,6 +116,32 @@ def run_status(run: AnalysisRunView) -> RawRunStatus:
     return raw
 
 
+def _current(
+    ctx: RunsContext, kind: AnalysisKind, status: Mapping[str, Any] | None
+) -> tuple[AnalysisRunView | None, str | None]:
+    """The run the status names (and that name), or else an unclaimed run of this revision,
+    kind and step that is still going: one a decision created before its status write was lost
+    (the controller died between the two). It is adopted rather than made a second time, as
+    Argo's collision counter reuses an existing run that has not completed; a completed one
+    (the run an abort was about, before a retry) is history, and a new run is made beside it."""
+    named = (status or {}).get("name")
+    if named:
+        return _by_name(ctx.runs, named), named
+    if ctx.was_aborted:
+        return None, None
+    step_index = ctx.step_index if kind == "Step" else None
+    for run in ctx.runs:
+        if (
+            run.kind == kind
+            and run.step_index == step_index
+            and run.pod_template_hash == ctx.pod_hash
+            and run.revision == ctx.revision
+            and not (run.completed or run.terminate_requested)
+        ):
+            return run, None
+    return None, None
+
+
 def _terminate(run: AnalysisRunView | None, outcome: RunsOutcome) -> None:
     if run is not None and not run.completed and not run.terminate_requested:
         outcome.actions.append(TerminateAnalysisRun(run.name))
@@ -227,8 +253,7 @@ def _reconcile_step_run(
     ctx: RunsContext, outcome: RunsOutcome
 ) -> tuple[AnalysisRunView | None, str | None]:
     """The current step run (or the name of one being created)."""
-    named = (ctx.step_run_status or {}).get("name")
-    current = _by_name(ctx.runs, named)
+    current, named = _current(ctx, "Step", ctx.step_run_status)
     if ctx.paused:
         return current, None if current else named
     if ctx.step_analysis is None:
@@ -250,8 +275,7 @@ def _reconcile_step_run(
 def _reconcile_background_run(
     ctx: RunsContext, outcome: RunsOutcome
 ) -> tuple[AnalysisRunView | None, str | None]:
-    named = (ctx.background_run_status or {}).get("name")
-    current = _by_name(ctx.runs, named)
+    current, named = _current(ctx, "Background", ctx.background_run_status)
     background = ctx.background
     if background is None:
         _terminate(current, outcome)
@@ -284,8 +308,7 @@ def _reconcile_promotion_run(
     skip: bool,
 ) -> tuple[AnalysisRunView | None, str | None]:
     """A blue-green pre- or post-promotion run (Argo's reconcile{Pre,Post}PromotionAnalysisRun)."""
-    named = (status or {}).get("name")
-    current = _by_name(ctx.runs, named)
+    current, named = _current(ctx, kind, status)
     if analysis is None:
         _terminate(current, outcome)
         return None, None
