@@ -12,6 +12,12 @@ the file, line, column and field, so one run reports all of them.
 Why compose and construct separately: PyYAML's constructor silently keeps the last of two
 equal keys and forgets where each value came from. Walking the composed node tree first gives
 the positions and the duplicate keys; the constructor then builds the values as usual.
+
+Hostile YAML is refused here, as a problem, before anything walks it recursively: more than
+`MAX_NESTING` levels of mappings and lists (libyaml's composer recurses in C and crashes the
+process near 100,000 levels; everything after it recurses in Python), aliases that expand to
+more than `MAX_ALIAS_EXPANSION` nodes (a "billion laughs" file of ten lines would take hours),
+and recursive aliases (an object that contains itself cannot be stored or sent as JSON).
 """
 
 from __future__ import annotations
@@ -41,19 +47,32 @@ Severity = Literal["error", "warning"]
 _MERGE_TAG = "tag:yaml.org,2002:merge"
 _MANIFEST_SUFFIXES = (".yaml", ".yml", ".json")
 
+MAX_NESTING = 200
+"""Levels of mappings and lists one document may nest; real manifests use a few dozen."""
+
+MAX_ALIAS_EXPANSION = 100_000
+"""Nodes one document may reach again through aliases (`*name`), beyond those written."""
+
+# Every level of nesting starts with one of these characters, so a text holding fewer of them
+# cannot nest deeper; only a text holding more is scanned (libyaml's events, iteratively)
+# before composing, far below the ~100,000 levels where the composer runs out of C stack.
+_NESTING_INDICATORS = "[{-:?"
+_SCAN_ABOVE = 5_000
+
 
 def format_path(path: Sequence[PathKey]) -> str:
     """`("spec", "steps", 2, "setWeight")` -> `spec.steps[2].setWeight`.
 
     Keys that hold dots or brackets (label keys such as `app.kubernetes.io/name`) are quoted
-    in brackets so the path stays unambiguous.
+    in brackets so the path stays unambiguous, and so are keys with line breaks or other
+    unprintable characters, so a problem stays on one line.
     """
     text = ""
     for key in path:
         if isinstance(key, int):
             text += f"[{key}]"
-        elif not key or any(ch in key for ch in ".[]\"' \\"):
-            text += f"[{json.dumps(key, ensure_ascii=False)}]"
+        elif not key or not key.isprintable() or any(ch in key for ch in ".[]\"' \\"):
+            text += f"[{json.dumps(key, ensure_ascii=not key.isprintable())}]"
         else:
             text += f".{key}" if text else key
     return text
@@ -215,10 +234,90 @@ def _timestamp_as_string(loader: _Loader, node: yaml.ScalarNode) -> str:
 _Loader.add_constructor("tag:yaml.org,2002:timestamp", _timestamp_as_string)
 
 
-def _mark(mark: yaml.Mark | None) -> tuple[int, int]:
+def _mark(mark: Any) -> tuple[int, int]:
+    """(line, column), 1-based, of a mark of PyYAML or of libyaml's events (another class)."""
     if mark is None:
         return (1, 1)
     return (mark.line + 1, mark.column + 1)
+
+
+class _Refused(Exception):
+    """A document too hostile to construct: the problem to report instead of its fields.
+
+    `path` and `position` locate it; `named` says whether the message names that path (a path
+    hundreds of levels deep would only hide the message).
+    """
+
+    def __init__(
+        self, path: FieldPath, position: tuple[int, int], text: str, *, named: bool = True
+    ) -> None:
+        super().__init__(text)
+        self.path = path
+        self.position = position
+        self.text = text
+        self.named = named
+
+
+@dataclass
+class _Measure:
+    """Sizes and heights of the composed nodes of one document, each node measured once."""
+
+    sizes: dict[int, tuple[int, int]]  # id(node) -> (values once aliases expand, height)
+    active: set[int]
+    repeated: int = 0  # values reached again through aliases
+
+
+def _measure(
+    node: yaml.Node, path: FieldPath, where: tuple[int, int], state: _Measure
+) -> tuple[int, int]:
+    """(values once expanded, height) of `node`, refusing what must not be constructed.
+
+    Each node is visited once (aliases share nodes), so a file of ten lines that expands to
+    a billion values costs ten lines to measure. Raises `_Refused` for a recursive alias,
+    nesting deeper than MAX_NESTING (counting what aliases expand to) and aliases that expand
+    to more than MAX_ALIAS_EXPANSION values beyond those written.
+    """
+    key = id(node)
+    known = state.sizes.get(key)
+    if known is not None:  # reached again through an alias: everything under it repeats
+        state.repeated += known[0]
+        if state.repeated > MAX_ALIAS_EXPANSION:
+            text = f"invalid YAML: aliases expand to more than {MAX_ALIAS_EXPANSION} values"
+            raise _Refused(path, where, text, named=False)
+    else:
+        if key in state.active:
+            text = (
+                "invalid YAML: an alias refers to a value that contains it; a Kubernetes"
+                " object cannot contain itself"
+            )
+            raise _Refused(path, where, text)
+        if len(path) > MAX_NESTING:
+            text = f"invalid YAML: nested more than {MAX_NESTING} levels deep"
+            raise _Refused(path, where, text, named=False)
+        state.active.add(key)
+        size, height = 1, 0
+        children: list[tuple[PathKey, yaml.Node, tuple[int, int]]] = []
+        if isinstance(node, yaml.MappingNode):
+            for key_node, value_node in node.value:
+                name = str(key_node.value) if isinstance(key_node, yaml.ScalarNode) else "?"
+                children.append((name, key_node, _mark(key_node.start_mark)))
+                children.append((name, value_node, _mark(key_node.start_mark)))
+        elif isinstance(node, yaml.SequenceNode):
+            children = [(i, item, _mark(item.start_mark)) for i, item in enumerate(node.value)]
+        for step, child, child_where in children:
+            child_size, child_height = _measure(child, (*path, step), child_where, state)
+            size += child_size
+            height = max(height, child_height + 1)
+        state.active.discard(key)
+        known = state.sizes[key] = (size, height)
+    if len(path) + known[1] > MAX_NESTING:
+        text = f"invalid YAML: nested more than {MAX_NESTING} levels deep once aliases expand"
+        raise _Refused(path, where, text, named=False)
+    return known
+
+
+def _check_expansion(node: yaml.Node, start: tuple[int, int]) -> None:
+    _measure(node, (), start, _Measure(sizes={}, active=set()))
 
 
 def _walk(
@@ -226,40 +325,91 @@ def _walk(
     path: FieldPath,
     positions: dict[FieldPath, tuple[int, int]],
     duplicates: list[tuple[FieldPath, tuple[int, int], tuple[int, int]]],
-    active: set[int],
+    seen: set[int],
 ) -> None:
-    """Record the position of every field under `node` and every key written twice."""
-    if id(node) in active:  # a recursive alias: its fields were recorded on the way down
+    """Record the position of every field under `node` and every key written twice.
+
+    Run after `_check_expansion`, so the depth is bounded and there are no cycles. A value
+    reached again through an alias is not walked again: its fields are located where the
+    alias is written, which is where the person reading the error will look.
+    """
+    if id(node) in seen:
         return
-    active.add(id(node))
+    seen.add(id(node))
     if isinstance(node, yaml.MappingNode):
-        seen: dict[str, tuple[int, int]] = {}
+        keys: dict[str, tuple[int, int]] = {}
         for key_node, value_node in node.value:
             if key_node.tag == _MERGE_TAG or not isinstance(key_node, yaml.ScalarNode):
                 continue  # merged keys live where the anchor is; complex keys have no path
             key = str(key_node.value)
             where = _mark(key_node.start_mark)
             child = (*path, key)
-            if key in seen:
-                duplicates.append((child, where, seen[key]))
-            seen[key] = where
+            if key in keys:
+                duplicates.append((child, where, keys[key]))
+            keys[key] = where
             positions[child] = where
-            _walk(value_node, child, positions, duplicates, active)
+            _walk(value_node, child, positions, duplicates, seen)
     elif isinstance(node, yaml.SequenceNode):
         for index, item in enumerate(node.value):
             child = (*path, index)
             positions[child] = _mark(item.start_mark)
-            _walk(item, child, positions, duplicates, active)
-    active.discard(id(node))
+            _walk(item, child, positions, duplicates, seen)
 
 
-def _yaml_problem(file: str, error: yaml.YAMLError) -> Problem:
+def _too_deep(text: str) -> tuple[int, tuple[int, int]] | None:
+    """(document index, position) where `text` first nests deeper than MAX_NESTING, if it does.
+
+    Reads libyaml's events, which its parser produces without recursing; a syntax error ends
+    the scan (composing stops at the same place and reports it).
+    """
+    if sum(text.count(char) for char in _NESTING_INDICATORS) <= _SCAN_ABOVE:
+        return None
+    depth = 0
+    index = -1
+    try:
+        for event in yaml.parse(text, Loader=_SafeLoader):
+            if isinstance(event, yaml.DocumentStartEvent):
+                index += 1
+            elif isinstance(event, yaml.CollectionStartEvent):
+                depth += 1
+                if depth > MAX_NESTING:
+                    return index, _mark(event.start_mark)
+            elif isinstance(event, yaml.CollectionEndEvent):
+                depth -= 1
+    except yaml.YAMLError:
+        return None
+    return None
+
+
+def _position_at(text: str, offset: int) -> tuple[int, int]:
+    """(line, column), 1-based, of a character offset into `text`."""
+    offset = min(max(offset, 0), len(text))
+    return text.count("\n", 0, offset) + 1, offset - text.rfind("\n", 0, offset)
+
+
+def _within(text: str, position: tuple[int, int]) -> tuple[int, int]:
+    """A position of libyaml's, kept inside the text: at the end of a file without a final
+    newline it points at a line after the last."""
+    last = text.count("\n") + 1
+    if position[0] <= last:
+        return position
+    return last, len(text) - text.rfind("\n")
+
+
+def _yaml_problem(file: str, error: yaml.YAMLError, source: str) -> Problem:
+    if isinstance(error, yaml.reader.ReaderError):
+        # A character YAML does not allow (NUL, other control characters): no mark, an offset.
+        character = error.character
+        code = ord(character) if isinstance(character, str) else int(character)
+        text = f"invalid YAML: unacceptable character #x{code:04x}: {error.reason}"
+        return make_problem(file, _position_at(source, error.position), (), text)
     if isinstance(error, yaml.MarkedYAMLError):
         mark = error.problem_mark or error.context_mark
         text = error.problem or error.context or "cannot parse"
         if error.context and error.problem and error.context_mark is not None:
-            text = f"{text} ({error.context} at line {error.context_mark.line + 1})"
-        return make_problem(file, _mark(mark), (), f"invalid YAML: {text}")
+            context_line = _within(source, _mark(error.context_mark))[0]
+            text = f"{text} ({error.context} at line {context_line})"
+        return make_problem(file, _within(source, _mark(mark)), (), f"invalid YAML: {text}")
     return make_problem(file, (1, 1), (), f"invalid YAML: {error}")
 
 
@@ -280,15 +430,34 @@ class _Composed:
 
 
 def _documents(text: str, file: str, problems: list[Problem]) -> Iterator[_Composed]:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as error:  # lone surrogates: bytes of stdin that were not UTF-8
+        where = _position_at(text, error.start)
+        problems.append(make_problem(file, where, (), "not UTF-8: a byte here is not text"))
+        return
+    deep = _too_deep(text)
     loader = _Loader(text)
     index = 0
     try:
         while loader.check_node():
+            if deep is not None and index == deep[0]:
+                message = f"invalid YAML: nested more than {MAX_NESTING} levels deep"
+                problems.append(make_problem(file, deep[1], (), message))
+                break  # the composer would recurse past any stack; later documents are lost
             node = loader.get_node()
             if node is None:
                 break
             # Walk before constructing: the constructor rewrites mappings with merge keys
             # (`<<: *base`) in place, which would make merged keys look written twice.
+            start = _mark(node.start_mark)
+            try:
+                _check_expansion(node, start)
+            except _Refused as refused:
+                named = refused.path if refused.named else ()
+                problems.append(make_problem(file, refused.position, named, refused.text))
+                index += 1
+                continue
             positions: dict[FieldPath, tuple[int, int]] = {}
             duplicates: list[tuple[FieldPath, tuple[int, int], tuple[int, int]]] = []
             _walk(node, (), positions, duplicates, set())
@@ -296,12 +465,12 @@ def _documents(text: str, file: str, problems: list[Problem]) -> Iterator[_Compo
                 value = loader.construct_document(node)
             except yaml.YAMLError as error:
                 _reset_constructor(loader)
-                problems.append(_yaml_problem(file, error))
+                problems.append(_yaml_problem(file, error, text))
             else:
-                yield _Composed(index, value, _mark(node.start_mark), positions, duplicates)
+                yield _Composed(index, value, start, positions, duplicates)
             index += 1
     except yaml.YAMLError as error:  # the parser cannot go on after a syntax error
-        problems.append(_yaml_problem(file, error))
+        problems.append(_yaml_problem(file, error, text))
     finally:
         loader.dispose()
 
@@ -316,6 +485,64 @@ def _describe_type(value: Any) -> str:
     if isinstance(value, int | float):
         return "a number"
     return type(value).__name__
+
+
+_INT64 = (-(2**63), 2**63 - 1)
+_MAX_JSON_PROBLEMS = 10  # per document: the first few say it all
+
+
+def _fits_json(value: Any) -> bool:
+    """Whether every value under `value` is one JSON holds (the quick answer, no paths)."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        kind = type(item)
+        if kind is str or kind is bool or item is None:
+            continue
+        if kind is dict:
+            if any(type(key) is bytes for key in item):
+                return False
+            stack.extend(item.values())
+        elif kind is list:
+            stack.extend(item)
+        elif kind is int:
+            if not _INT64[0] <= item <= _INT64[1]:
+                return False
+        elif kind is float:
+            if item != item or item in (float("inf"), float("-inf")):
+                return False
+        else:
+            return False
+    return True
+
+
+def _not_json(value: Any) -> Iterator[tuple[FieldPath, str]]:
+    """Values no Kubernetes object can hold, by path: objects are JSON, whose numbers are
+    finite and fit 64 bits, and which has no bytes (`!!binary`) or sets (`!!set`)."""
+    if _fits_json(value):
+        return
+    stack: list[tuple[FieldPath, Any]] = [((), value)]
+    while stack:
+        path, item = stack.pop()
+        if isinstance(item, dict):
+            for key, child in item.items():
+                if isinstance(key, bytes):
+                    yield (*path, str(key)), "a !!binary key cannot be stored: keys are text"
+                stack.append(((*path, str(key)), child))
+        elif isinstance(item, list):
+            stack.extend(((*path, index), child) for index, child in enumerate(item))
+        elif isinstance(item, bool) or item is None or isinstance(item, str):
+            continue
+        elif isinstance(item, int):
+            if not _INT64[0] <= item <= _INT64[1]:
+                yield path, "number out of range: Kubernetes objects hold 64-bit integers"
+        elif isinstance(item, float):
+            if item != item or item in (float("inf"), float("-inf")):
+                yield path, f"{item} is not a number a Kubernetes object can hold (JSON has none)"
+        elif isinstance(item, bytes):
+            yield path, "a !!binary value cannot be stored: write its base64 text as a string"
+        else:
+            yield path, f"a !!{_describe_type(item)} value cannot be stored: write a list"
 
 
 def load_documents(text: str, *, file: str) -> tuple[list[Document], list[Problem]]:
@@ -355,6 +582,10 @@ def load_documents(text: str, *, file: str) -> tuple[list[Document], list[Proble
         document = Document(
             file=file, index=index, raw=value, positions=composed.positions, start=start
         )
+        unfit = [document.problem(path, text) for path, text in _not_json(value)]
+        if unfit:  # not an object Kubernetes (or the store) can hold: left out, like below
+            problems.extend(unfit[:_MAX_JSON_PROBLEMS])
+            continue
         missing = False
         for key in ("apiVersion", "kind"):
             if key not in value or value[key] in (None, ""):
@@ -538,26 +769,42 @@ def parse_resource(document: Document) -> tuple[Resource | RawObject, list[Probl
     return resource, problems
 
 
+def _decode(data: bytes, file: str) -> tuple[str | None, list[Problem]]:
+    """The text of a manifest's bytes (UTF-8, a byte-order mark allowed), or where it is not."""
+    try:
+        return data.decode("utf-8-sig"), []
+    except UnicodeDecodeError as error:
+        before = data[: error.start]
+        line = before.count(b"\n") + 1
+        column = len(before[before.rfind(b"\n") + 1 :].decode("utf-8", "replace")) + 1
+        byte = data[error.start : error.start + 1].hex()
+        text = f"cannot read {file}: not UTF-8 (byte 0x{byte}: {error.reason})"
+        return None, [make_problem(file, (line, column), (), text)]
+
+
 def _read(path: str) -> tuple[list[tuple[str, str]], list[Problem]]:
     """(file name, text) for a file, for `-` (standard input) or for a directory's manifests."""
     if path == "-":
-        return [("<stdin>", sys.stdin.read())], []
+        stdin = getattr(sys.stdin, "buffer", None)
+        if stdin is None:  # a text stream put in place of stdin (tests, embedding)
+            return [("<stdin>", sys.stdin.read())], []
+        text, problems = _decode(stdin.read(), "<stdin>")
+        return ([("<stdin>", text)] if text is not None else []), problems
     target = FilePath(path)
     try:
         if target.is_dir():
             files = sorted(p for p in target.iterdir() if p.suffix in _MANIFEST_SUFFIXES)
             texts: list[tuple[str, str]] = []
-            problems: list[Problem] = []
+            unread: list[Problem] = []
             for file in files:
                 found, failed = _read(str(file))
                 texts.extend(found)
-                problems.extend(failed)
-            return texts, problems
-        return [(path, target.read_bytes().decode("utf-8-sig"))], []
+                unread.extend(failed)
+            return texts, unread
+        text, problems = _decode(target.read_bytes(), path)
+        return ([(path, text)] if text is not None else []), problems
     except FileNotFoundError:
         return [], [make_problem(path, (1, 1), (), f"cannot read {path}: no such file")]
-    except UnicodeDecodeError as error:
-        return [], [make_problem(path, (1, 1), (), f"cannot read {path}: not UTF-8 ({error})")]
     except OSError as error:
         reason = error.strerror or str(error)
         return [], [make_problem(path, (1, 1), (), f"cannot read {path}: {reason}")]

@@ -43,6 +43,9 @@ from rollwise.api.rollout_rules import check_experiment_analyses, check_rollout
 _SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
 _LABEL = re.compile(r"[a-z]([-a-z0-9]*[a-z0-9])?")
 _PROTOCOLS = ("TCP", "UDP", "SCTP")
+_NAMESPACE = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
+_KIND = re.compile(r"[A-Za-z][A-Za-z0-9]*")
+_API_VERSION = re.compile(rf"({_SUBDOMAIN.pattern}/)?[a-z0-9]([-a-z0-9]*[a-z0-9])?")
 
 # Models whose unknown keys another rule already reports with a better message.
 _EXTRAS_REPORTED_ELSEWHERE = (CanaryStep, MetricProvider, TrafficRouting)
@@ -68,6 +71,51 @@ def _check_name(report: Report, resource: Resource) -> None:
             f"{name!r} is not a valid name: lowercase letters, digits, '-' and '.', starting and"
             " ending with a letter or digit",
         )
+
+
+def _check_identity(item: Loaded) -> list[Problem]:
+    """What every object needs to be stored, whatever its kind: a kind and an apiVersion
+    Kubernetes could serve, a name (checked by kind for the kinds rollwise models), and a
+    namespace that is a DNS label."""
+    document = item.document
+    problems: list[Problem] = []
+    if len(document.kind) > 63 or not _KIND.fullmatch(document.kind):
+        shown = document.kind if len(document.kind) <= 40 else document.kind[:37] + "..."
+        problems.append(document.problem(("kind",), f"{shown!r} is not a kind: letters and digits"))
+    if len(document.api_version) > 253 or not _API_VERSION.fullmatch(document.api_version):
+        text = document.api_version[:40]
+        problems.append(
+            document.problem(("apiVersion",), f"{text!r} is not an apiVersion (v1, group/v1)")
+        )
+    metadata = document.raw.get("metadata")
+    if not isinstance(metadata, dict):
+        if not isinstance(item.resource, Resource):  # the models report their own
+            what = "required" if metadata is None else "a mapping with the name"
+            problems.append(document.problem(("metadata",), f"metadata is {what}"))
+        return problems
+    namespace = metadata.get("namespace")
+    if namespace is not None and (
+        not isinstance(namespace, str) or len(namespace) > 63 or not _NAMESPACE.fullmatch(namespace)
+    ):
+        problems.append(
+            document.problem(
+                ("metadata", "namespace"),
+                f"{str(namespace)[:40]!r} is not a namespace: at most 63 lowercase letters,"
+                " digits and '-'",
+            )
+        )
+    if not isinstance(item.resource, Resource):
+        name = metadata.get("name") or metadata.get("generateName")
+        if not isinstance(name, str) or not name:
+            problems.append(document.problem(("metadata", "name"), "a name is required"))
+        elif len(name) > 253 or name in (".", "..") or "/" in name or "%" in name:
+            problems.append(
+                document.problem(
+                    ("metadata", "name"),
+                    f"{name[:40]!r} is not a name: at most 253 characters, no '/' or '%'",
+                )
+            )
+    return problems
 
 
 def _check_unknown_fields(report: Report, model: BaseModel, path: FieldPath) -> None:
@@ -239,6 +287,7 @@ def validate(
     problems: list[Problem] = []
     for item in loaded:
         resource = item.resource
+        problems.extend(_check_identity(item))
         if not isinstance(resource, Resource):
             continue  # a kind rollwise does not model, or one that did not parse at all
         report = Report(item)

@@ -69,11 +69,11 @@ def _image_problems(
     for item in loaded:
         if item.kind != "Rollout" or item.pruned:
             continue
-        raw = item.document.raw
-        template = (raw.get("spec") or {}).get("template")
-        if not isinstance(template, Mapping):
-            continue  # a workloadRef rollout, or an invalid one validation already reported
-        containers = (template.get("spec") or {}).get("containers") or []
+        spec = item.document.raw.get("spec")
+        template = spec.get("template") if isinstance(spec, Mapping) else None
+        if not isinstance(template, Mapping) or not _container_shapes(template):
+            continue  # a workloadRef rollout, or an invalid one validation reports
+        containers = template["spec"].get("containers") or []
         for message in table.check_template(template):
             path: tuple[str | int, ...] = ("spec", "template", "spec")
             for index, container in enumerate(containers):
@@ -87,6 +87,25 @@ def _image_problems(
             else:
                 problems.append(item.document.problem(path, message))
     return problems
+
+
+def _container_shapes(template: Mapping[str, Any]) -> bool:
+    """Whether the containers of a pod template have the shapes the image table reads (a
+    mapping of lists of mappings, images as text); validation reports those that do not."""
+    spec = template.get("spec")
+    if not isinstance(spec, Mapping):
+        return False
+    containers = spec.get("containers") or []
+    if not isinstance(containers, list):
+        return False
+    for container in containers:
+        if not isinstance(container, Mapping):
+            return False
+        if not isinstance(container.get("image") or "", str):
+            return False
+        if not isinstance(container.get("env") or [], list):
+            return False
+    return True
 
 
 def _as_raw(item: Loaded, namespace: str) -> Raw:
@@ -119,8 +138,9 @@ def apply(
     loaded, problems = load_files(filenames)
     if not loaded and not problems:
         raise UserError(f"no objects found in {', '.join(filenames)}")
-    with open_store(settings, create=True) as store:
-        assert store is not None
+    # Checked against the store as it is, without creating a home: refused manifests leave
+    # no trace, not even an empty state file.
+    with open_store(settings, create=False) as store:
         cluster = cluster_store(store)
         if cluster is not None:
             from rollwise.cli.cluster import cluster_template_names
@@ -137,7 +157,11 @@ def apply(
         if has_errors(problems):
             count = sum(1 for p in problems if p.is_error)
             raise UserError(f"{count} problem{'s' if count != 1 else ''} found; nothing applied")
-        results = _apply_all(store, loaded, settings.namespace)
+        results = _apply_all(store, loaded, settings.namespace) if store is not None else None
+    if results is None:  # a home with no state yet: made now that there is something to apply
+        with open_store(settings, create=True) as store:
+            assert store is not None
+            results = _apply_all(store, loaded, settings.namespace)
     for line in results:
         typer.echo(line)
 
