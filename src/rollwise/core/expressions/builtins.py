@@ -31,6 +31,7 @@ from rollwise.core.expressions.values import (
     equal,
     fetch,
     format_float,
+    format_int,
     format_value,
     is_array,
     is_map,
@@ -111,6 +112,29 @@ def _checked(text: str) -> str:
     return text
 
 
+def _charge_text(context: Context, value: object) -> None:
+    """Charge for writing `value` out as text (`string`, `toJSON`): a step per element at every
+    depth and per 64 characters of its strings, as `Context.spend_on` weighs a walk, and refuse
+    what would be too long before writing any of it (a thousand references to one long string
+    are cheap to make, not to write)."""
+    stack = [value]
+    length = 0
+    while stack:
+        item = stack.pop()
+        context.spend(1)
+        if isinstance(item, str):
+            length += len(item)
+            context.spend(len(item) // 64)
+            if length > MAX_STRING:
+                raise Fault(
+                    f"memory budget exceeded (a string of more than {MAX_STRING} characters)"
+                )
+        elif is_map(item):
+            stack.extend(item.items())  # type: ignore[attr-defined]
+        elif is_array(item):
+            stack.extend(item)  # type: ignore[arg-type]
+
+
 def _charge(context: Context, value: object) -> None:
     if isinstance(value, str):
         context.spend(1 + len(value) // 64)
@@ -188,9 +212,10 @@ def _to_int(context: Context, args: Sequence[object]) -> object:
             raise Fault(f"invalid operation: int({format_float(value)})")
         return wrap_int(int(value))
     if isinstance(value, str):
-        if _INT_TEXT.fullmatch(value) and INT_MIN <= int(value) <= INT_MAX:
+        # an int64 has at most 19 digits: longer text is out of range (and slow to convert)
+        if len(value) <= 20 and _INT_TEXT.fullmatch(value) and INT_MIN <= int(value) <= INT_MAX:
             return int(value)
-        raise Fault(f"invalid operation: int({value})")
+        raise Fault(f"invalid operation: int({brief(value)})")
     raise Fault(f"invalid operation: int({type_name(value)})")
 
 
@@ -201,12 +226,12 @@ def _to_float(context: Context, args: Sequence[object]) -> object:
     if isinstance(value, str):
         if _FLOAT_TEXT.fullmatch(value):
             return float(value)
-        raise Fault(f"invalid operation: float({value})")
+        raise Fault(f"invalid operation: float({brief(value)})")
     raise Fault(f"invalid operation: float({type_name(value)})")
 
 
 def _string(context: Context, args: Sequence[object]) -> object:
-    context.spend_on(args[0])  # formatting walks every element, however deep
+    _charge_text(context, args[0])
     return _checked(format_value(args[0]))
 
 
@@ -293,7 +318,7 @@ def _case(name: str, upper: bool) -> Function:
     def run(context: Context, args: Sequence[object]) -> object:
         text = _text(name, args[0])
         _charge(context, text)
-        return text.upper() if upper else text.lower()
+        return _checked(text.upper() if upper else text.lower())  # ß is SS: text can grow
 
     return run
 
@@ -319,6 +344,9 @@ def _splitter(name: str, keep: bool) -> Function:
         separator = _text(name, args[1])
         limit = _int(name, args[2]) if len(args) == 3 else -1
         _charge(context, text)
+        # Every part is an object of its own: charged before they are made.
+        count = len(text) if separator == "" else text.count(separator) + 1
+        context.spend(count if limit < 0 else min(count, limit))
         parts: list[object] = list(_split_parts(text, separator, limit, keep))
         return parts
 
@@ -329,7 +357,11 @@ def _replace(context: Context, args: Sequence[object]) -> object:
     text, old, new = (_text("replace", a) for a in args[:3])
     count = _int("replace", args[3]) if len(args) == 4 else -1
     _charge(context, text)
-    if old == "" and new and len(text) * len(new) > MAX_STRING:
+    # The length of the result, known before it is built (it can be a million times the text).
+    found = len(text) + 1 if old == "" else text.count(old)
+    if count >= 0:
+        found = min(found, count)
+    if len(text) + found * (len(new) - len(old)) > MAX_STRING:
         raise Fault("memory budget exceeded")
     result = text.replace(old, new, count)
     _charge(context, result)
@@ -352,10 +384,17 @@ def _join(context: Context, args: Sequence[object]) -> object:
     items = _array("join", args[0])
     glue = _text("join", args[1]) if len(args) == 2 else ""
     context.spend(1 + len(items))
-    if not all(isinstance(item, str) for item in items):
+    texts = [item for item in items if isinstance(item, str)]
+    if len(texts) != len(items):
         bad = next(item for item in items if not isinstance(item, str))
         raise Fault(f"invalid argument for join: element of type {type_name(bad)}")
-    return _checked(glue.join(items))  # type: ignore[arg-type]
+    # The length is known before joining: a million references to one long string is cheap
+    # to make but not to join.
+    length = sum(len(text) for text in texts) + len(glue) * max(len(texts) - 1, 0)
+    if length > MAX_STRING:
+        raise Fault(f"memory budget exceeded (a string of more than {MAX_STRING} characters)")
+    context.spend(length // 64)
+    return glue.join(texts)
 
 
 def _index_of(name: str, last: bool) -> Function:
@@ -412,7 +451,7 @@ def _to_json_text(value: object, indent: str, context: Context) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, int):
-        return str(value)
+        return format_int(value)
     if isinstance(value, float):
         return _json_float(value)
     if isinstance(value, str):
@@ -436,6 +475,7 @@ def _to_json_text(value: object, indent: str, context: Context) -> str:
 
 
 def _to_json(context: Context, args: Sequence[object]) -> object:
+    _charge_text(context, args[0])
     return _checked(_to_json_text(args[0], "", context))
 
 

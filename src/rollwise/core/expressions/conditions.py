@@ -19,7 +19,7 @@ from functools import lru_cache
 
 from rollwise.core.expressions.errors import ExpressionError
 from rollwise.core.expressions.evaluation import Expression, compile_expression
-from rollwise.core.expressions.values import INT_MAX, INT_MIN, Fault, is_number, type_name
+from rollwise.core.expressions.values import INT_MAX, INT_MIN, Fault, brief, is_number, type_name
 
 _INT_TEXT = re.compile(r"[+-]?\d+")
 # One way only to read each digit (`\d+\.?\d*` backtracks quadratically on a long non-number,
@@ -40,9 +40,10 @@ def as_int(value: object) -> int:
             raise Fault(f"asInt() cannot convert {value}")
         return int(value)
     if isinstance(value, str):
-        if _INT_TEXT.fullmatch(value) and INT_MIN <= int(value) <= INT_MAX:
+        # an int64 has at most 19 digits: longer text is out of range (and slow to convert)
+        if len(value) <= 20 and _INT_TEXT.fullmatch(value) and INT_MIN <= int(value) <= INT_MAX:
             return int(value)
-        raise Fault(f'strconv.ParseInt: parsing "{value}": invalid syntax')
+        raise Fault(f'strconv.ParseInt: parsing "{brief(value)}": invalid syntax')
     raise Fault(f"asInt() not supported on {type_name(value)}")
 
 
@@ -53,7 +54,7 @@ def as_float(value: object) -> float:
     if isinstance(value, str):
         if _FLOAT_TEXT.fullmatch(value):
             return float(value)
-        raise Fault(f'strconv.ParseFloat: parsing "{value}": invalid syntax')
+        raise Fault(f'strconv.ParseFloat: parsing "{brief(value)}": invalid syntax')
     raise Fault(f"asFloat() not supported on {type_name(value)}")
 
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from rollwise.api.errors import UserError
 
+MAX_DETAIL = 500  # characters of the message after the expression; it ends up in a status
+
 
 class ExpressionError(UserError):
     """An expression cannot be compiled or evaluated: report the message, never retry it as is.
@@ -26,6 +28,8 @@ class ExpressionError(UserError):
         position: int | None,
         kind: str = "invalid expression",
     ) -> None:
+        if len(detail) > MAX_DETAIL:  # a value quoted in full could be megabytes
+            detail = detail[: MAX_DETAIL - 3] + "..."
         self.detail = detail
         self.expression = expression
         self.position = position

@@ -125,6 +125,15 @@ def shortest_digits(number: float) -> tuple[str, int]:
     return (digits or "0"), point
 
 
+def format_int(number: int) -> str:
+    """An integer's digits. Go's are 64 bits; one from the environment (a JSON result) can be
+    longer, and past ~4300 digits Python refuses to print it: that is a fault, not a crash."""
+    try:
+        return str(number)
+    except ValueError:
+        raise Fault("integer too large to format (more than 4300 digits)") from None
+
+
 def format_float(number: float) -> str:
     """Go's `%v` of a float64: strconv's 'g', shortest digits (`1e+06`, `0.0001`, `1e-05`)."""
     if math.isnan(number):
@@ -227,7 +236,7 @@ def brief(value: object, limit: int = 60) -> str:
         return f"<{type_name(value)} of {len(value)} elements>"  # type: ignore[arg-type]
     try:
         text = format_value(value)
-    except RecursionError:
+    except (RecursionError, Fault):
         return f"<{type_name(value)}>"
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
@@ -239,7 +248,7 @@ def format_value(value: object) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, int):
-        return str(value)
+        return format_int(value)
     if isinstance(value, float):
         return format_float(value)
     if isinstance(value, str):
