@@ -23,7 +23,7 @@ from typing import Annotated, Any
 import typer
 
 from rollwise import __version__
-from rollwise.api.errors import RollwiseError
+from rollwise.api.errors import RollwiseError, UserError
 from rollwise.cli import analysis, dashboard, experiments, install, manage, notifications, view
 from rollwise.cli.options import VerbCommand, VerbGroup, plugin_args
 from rollwise.cli.plain_params import use_plain_conversion
@@ -236,8 +236,9 @@ def lint(
     problems = sorted(dict.fromkeys(found), key=lambda p: (p.file, p.line, p.column))
     for problem in problems:
         typer.echo(problem.format())
-    if has_errors(problems):
-        raise typer.Exit(1)
+    if has_errors(problems):  # the verdict on stderr, one line, as apply and Argo's lint say it
+        count = sum(1 for problem in problems if problem.is_error)
+        raise UserError(f"{count} problem{'s' if count != 1 else ''} found")
 
 
 @app.command("controller", cls=VerbCommand)

@@ -149,6 +149,13 @@ class PlainGroup(TyperGroup):
         except UsageError as error:
             raise user_error_exit_code(error) from None
 
+    def invoke(self, ctx: Any) -> Any:
+        # click finds a missing command only here (`rollwise --home h`, options and no verb)
+        try:
+            return super().invoke(ctx)
+        except UsageError as error:
+            raise user_error_exit_code(error) from None
+
     def get_help_option(self, ctx: Any) -> Any:
         option = super().get_help_option(ctx)
         if option is not None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import builtins
 import dataclasses
 import os
+import re
 import sys
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -31,6 +32,7 @@ Raw = dict[str, Any]
 T = TypeVar("T")
 
 CONTEXTS = ("local", "kubernetes")
+_NAMESPACE = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")  # a DNS label, as Kubernetes wants
 DEFAULT_NAMESPACE = "default"
 CONFLICT_ATTEMPTS = 5  # client-go's retry.DefaultRetry, which Argo's CLI uses, tries 5 times
 
@@ -105,6 +107,14 @@ class Settings:
         if self.context not in CONTEXTS:
             raise UserError(
                 f"unknown context '{self.context}': expected one of {', '.join(CONTEXTS)}"
+            )
+        namespace = self.namespace_option
+        if namespace and (len(namespace) > 63 or not _NAMESPACE.fullmatch(namespace)):
+            # Kubernetes refuses such a namespace; locally it would hold objects no cluster could
+            shown = namespace if len(namespace) <= 40 else namespace[:37] + "..."
+            raise UserError(
+                f"invalid namespace {shown!r}: at most 63 lowercase letters, digits and '-',"
+                " starting and ending with a letter or digit"
             )
 
     @property
