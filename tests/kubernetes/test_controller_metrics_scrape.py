@@ -107,9 +107,10 @@ def labelled(series: Series, metric: str) -> Iterable[dict[str, str]]:
 
 
 def recorded(kube_api: KubeApi, reason: str) -> int:
-    """Events of `reason` about the Rollout the API server holds (one object per recording)."""
+    """Recordings of `reason` about the Rollout on the API server (a repeat is counted on the
+    Event created before, as client-go's recorder does)."""
     return sum(
-        1
+        int(event.get("count") or 1)
         for event in kube_api.objects("Event", namespace="default")
         if event["reason"] == reason and event["involvedObject"]["kind"] == "Rollout"
     )
