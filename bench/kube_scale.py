@@ -77,6 +77,8 @@ SCALES = (
     Scale(100, (Wave(100 - SINGLES, *ARGO_LIMIT),), repeats=3),
     Scale(1_000, (Wave(200, *ARGO_LIMIT), Wave(800 - 2 * SINGLES, 0, 0)), repeats=3),
     Scale(10_000, (Wave(200, *ARGO_LIMIT), Wave(9_800 - 2 * SINGLES, 0, 0)), repeats=1),
+    # Beyond DESIGN.md's 10,000: where it starts to hurt.
+    Scale(20_000, (Wave(1_000, 0, 0),), repeats=1),
 )
 WAVE_TIMEOUT_S = 1800.0
 
@@ -168,7 +170,13 @@ async def _controller_child(kubeconfig: str, *, qps: float, burst: int) -> None:
             {
                 "rollouts": rollouts,
                 "cached": {
-                    kind: len(inf._objects) for kind, inf in controller.store.informers.items()
+                    kind: len(informer.list(None))
+                    for kind, informer in controller.store.informers.items()
+                },
+                # Their size as JSON: a proxy for what each kind costs in memory.
+                "cached_json_bytes": {
+                    kind: sum(len(json.dumps(obj)) for obj in informer.list(None))
+                    for kind, informer in controller.store.informers.items()
                 },
                 "base_rss_kb": base_rss,
                 "rss_kb": _rss_kb(),
@@ -510,13 +518,14 @@ def _notes(results: list[ScaleResult]) -> list[str]:
             f"{TARGET / rate / 60:.0f} min. Argo Rollouts has the same defaults and records the "
             "same Events; raise `--qps`/`--burst` when releasing many rollouts at once."
         )
-    for w in largest.waves:
+    target = next((r for r in results if r.count == TARGET), largest)
+    for w in target.waves:
         if w.wave.qps > 0:
             continue
         span = w.reached["span_s"] or 0.0
         slower = "the mock" if _mock_cpu(w) > w.during["cpu_s"] else "the controller"
         notes.append(
-            f"N = {largest.count:,} without a client rate limit: {w.reached['reached']:,} of "
+            f"N = {target.count:,} without a client rate limit: {w.reached['reached']:,} of "
             f"{w.wave.count:,} updates reached their first step in {span:.0f} s; the "
             f"controller used {w.during['cpu_s']:.0f} s of CPU "
             f"({w.during['cpu_s'] / max(span, 1e-9) * 100:.0f} % of one core) and the mock "
@@ -526,6 +535,37 @@ def _notes(results: list[ScaleResult]) -> list[str]:
             "reaches 100 % of a core; the wave's pace is their CPU per update, not N: the "
             "no-op reconciles of the resync stay well under a millisecond at every N."
         )
+    start = largest.waves[0].start
+    sizes = start["cached_json_bytes"]
+    total = sum(sizes.values())
+    short = [
+        f"{w.reached['rollouts'] - w.reached['reached']:,} of {w.wave.count:,} at N = "
+        f"{r.count:,} ({w.wave.limit})"
+        for r in results
+        for w in r.waves
+        if w.reached["reached"] < w.reached["rollouts"]
+    ]
+    fell = (
+        f"Updates that did not reach their first step within {WAVE_TIMEOUT_S:.0f} s: "
+        + "; ".join(short)
+        + "."
+        if short
+        else f"Nothing fell over up to N = {largest.count:,}."
+    )
+    notes.append(
+        f"{fell} What grows with N: the controller's memory (the informers cache every "
+        "rollout's Rollout, ReplicaSets and Pods, the Pods for `restartAt` and ephemeral "
+        f"metadata: {total / largest.count / 1024:.1f} KB of JSON a rollout at N = "
+        f"{largest.count:,}, {sizes.get('Pod', 0) / max(total, 1) * 100:.0f} % of it "
+        "Pods), and its start: one list of every kind, "
+        f"{start['sync_s']:.0f} s at N = {largest.count:,}, each kind in a single response "
+        "(the informers do not paginate with `limit`/`continue` as client-go's reflector "
+        "does; a real API server would answer such lists slowly and hold them in memory). "
+        "The mock is the heavier process in memory: its watch history keeps deep copies "
+        "of every change "
+        f"({largest.waves[-1].during_mock['rss_kb'] / 1024 / 1024:.1f} GiB after the "
+        "last wave)."
+    )
     notes.append(
         "Fixed after the first runs: kubernetes_asyncio's HTTP session read `~/.netrc` and "
         "the proxy environment in a worker thread before every request (two thread "
