@@ -154,10 +154,22 @@ class _Replica:
     probe: ReadinessProbe = field(default_factory=ReadinessProbe)
     podinfo: tuple[str, str] | None = None
     """The labels and annotations files as last written."""
+    gate: processes.GatedProcess | None = None
+    """The process just started, held at its gate until its pid is in the store."""
 
     @property
     def key(self) -> tuple[str, str]:
         return (self.namespace, self.name)
+
+    def open_gate(self, *, start: bool) -> None:
+        """Its pid is recorded (`start`): let the program run; or never run it."""
+        gate, self.gate = self.gate, None
+        if gate is None:
+            return
+        if start:
+            gate.release()
+        else:
+            gate.abandon()
 
     def set_ready(self, ready: bool, now: datetime) -> None:
         if ready != self.ready:
@@ -546,9 +558,9 @@ class PodSupervisor:
         try:
             created = self._store.create(pod)
         except BaseException:
-            if replica.handle is not None:
-                processes.kill(replica.handle)
+            replica.open_gate(start=False)
             raise
+        replica.open_gate(start=True)
         self._replicas[replica.key] = replica
         return created
 
@@ -569,8 +581,13 @@ class PodSupervisor:
                 continue
             self._start(replica, pod, now)
             # At once, not with the status: a successor must find the new pid even if this
-            # supervisor dies before the end of the pass.
-            self._record_process(pods, replica, now)
+            # supervisor dies before the end of the pass; the program runs once it is written.
+            recorded = False
+            try:
+                self._record_process(pods, replica, now)
+                recorded = replica.key in pods  # not when the Pod went away meanwhile
+            finally:
+                replica.open_gate(start=recorded)
 
     def _record_process(
         self, pods: dict[tuple[str, str], RawObject], replica: _Replica, now: datetime
@@ -621,7 +638,9 @@ class PodSupervisor:
         self._write_podinfo_files(replica, pod["metadata"])
         spec = replace(spec, env={**spec.env, PODINFO_ENV: str(directory)})
         try:
-            handle = processes.spawn(
+            # Held at its gate until the caller has recorded its pid: a supervisor killed in
+            # between leaves no process that no Pod names (see `processes`).
+            gate = processes.spawn_gated(
                 spec,
                 log_path=log_path(self._home, replica.namespace, replica.name),
                 banner=_banner(spec, replica, now),
@@ -641,7 +660,7 @@ class PodSupervisor:
         if replica.ever_started:
             replica.restart_count += 1
         replica.ever_started = True
-        replica.handle = handle
+        replica.handle, replica.gate = gate.handle, gate
         replica.running_since = now
         replica.start_time = replica.start_time or format_time(now)
         replica.waiting = None

@@ -7,17 +7,26 @@ process, not an unrelated one that got the same pid. So each process starts in i
 (its own process group, away from the controller's signals), and is identified by its pid plus
 the kernel's start time for it (field 22 of `/proc/<pid>/stat`, in clock ticks since boot),
 which no other process can share while the pid is in use.
+
+A controller killed between starting a process and recording it would leave a process nobody
+knows, running for ever. So `spawn_gated` starts the program behind a gate: a shell that waits
+for one line on a pipe before it execs the program (same pid, same start time). The caller
+records the handle, then `release`s it; if the caller dies first, the pipe closes unread and
+the shell exits without ever starting the program.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
+import shutil
 import signal
 import socket
 import subprocess
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import IO
 
 from rollwise.platforms.local.images import ProcessSpec
 
@@ -48,11 +57,55 @@ class ProcessExit:
         return "Completed" if self.exit_code == 0 else "Error"
 
 
+# Waits for "go" on stdin, then becomes the program with stdin from /dev/null; exits on EOF.
+_GATE = 'read -r go && [ "$go" = go ] && exec "$@" </dev/null'
+
+
+@dataclass
+class GatedProcess:
+    """A process started by `spawn_gated`, waiting at its gate until `release`."""
+
+    handle: ProcessHandle
+    _gate: IO[bytes] | None
+
+    def release(self) -> None:
+        """Let the program start (call once the handle is recorded)."""
+        self._close(b"go\n")
+
+    def abandon(self) -> None:
+        """Never start it: the gate's shell exits."""
+        self._close(b"")
+
+    def _close(self, line: bytes) -> None:
+        gate, self._gate = self._gate, None
+        if gate is not None:
+            with contextlib.suppress(OSError):  # the shell is already gone
+                gate.write(line)
+            with contextlib.suppress(OSError):
+                gate.close()
+
+
+def spawn_gated(spec: ProcessSpec, *, log_path: Path, banner: str = "") -> GatedProcess:
+    """`spawn`, but the program waits until the caller has recorded the handle and released
+    it (see the module docstring). Raises OSError as `spawn` does (for the shell: a program that
+    cannot be found is reported by the shell in the log, and the process ends)."""
+    _check_program(spec)
+    gated = replace(spec, argv=("/bin/sh", "-c", _GATE, "sh", *spec.argv))
+    popen, handle = _start(gated, log_path=log_path, banner=banner, stdin=subprocess.PIPE)
+    return GatedProcess(handle, popen.stdin)
+
+
 def spawn(spec: ProcessSpec, *, log_path: Path, banner: str = "") -> ProcessHandle:
     """Start a process detached from ours, stdout and stderr appended to `log_path`.
 
     Raises OSError when the program cannot be started (not found, not executable, bad cwd).
     """
+    return _start(spec, log_path=log_path, banner=banner, stdin=subprocess.DEVNULL)[1]
+
+
+def _start(
+    spec: ProcessSpec, *, log_path: Path, banner: str, stdin: int
+) -> tuple[subprocess.Popen[bytes], ProcessHandle]:
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with open(log_path, "ab") as log:
         if banner:
@@ -62,7 +115,7 @@ def spawn(spec: ProcessSpec, *, log_path: Path, banner: str = "") -> ProcessHand
             list(spec.argv),
             env={**os.environ, **spec.env},
             cwd=spec.cwd,
-            stdin=subprocess.DEVNULL,
+            stdin=stdin,
             stdout=log,
             stderr=subprocess.STDOUT,
             # A new session: no controlling terminal, its own process group, untouched by a
@@ -74,7 +127,21 @@ def spawn(spec: ProcessSpec, *, log_path: Path, banner: str = "") -> ProcessHand
     if started is None:  # cannot happen for an unreaped child; keep the handle unmatchable
         started = "unknown"
     _CHILDREN[popen.pid] = (popen, started)
-    return ProcessHandle(pid=popen.pid, started=started)
+    return popen, ProcessHandle(pid=popen.pid, started=started)
+
+
+def _check_program(spec: ProcessSpec) -> None:
+    """Raise the OSError `Popen` would for a program that cannot run (the shell of the gate
+    would only say so in the log)."""
+    program = spec.argv[0]
+    if "/" in program:
+        path: str | None = os.path.join(spec.cwd or os.getcwd(), program)
+    else:
+        path = shutil.which(program, path={**os.environ, **spec.env}.get("PATH"))
+    if path is None or not os.path.isfile(path):
+        raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), program)
+    if not os.access(path, os.X_OK):
+        raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), program)
 
 
 def start_time(pid: int) -> str | None:
