@@ -523,17 +523,23 @@ def _notes(results: list[ScaleResult]) -> list[str]:
         if w.wave.qps > 0:
             continue
         span = w.reached["span_s"] or 0.0
-        slower = "the mock" if _mock_cpu(w) > w.during["cpu_s"] else "the controller"
+        ratio = _mock_cpu(w) / max(w.during["cpu_s"], 1e-9)
+        if ratio > 1.1:
+            slower = "the mock spends more per update"
+        elif ratio < 1 / 1.1:
+            slower = "the controller spends more per update"
+        else:
+            slower = "they spend about as much per update"
         notes.append(
             f"N = {target.count:,} without a client rate limit: {w.reached['reached']:,} of "
             f"{w.wave.count:,} updates reached their first step in {span:.0f} s; the "
             f"controller used {w.during['cpu_s']:.0f} s of CPU "
             f"({w.during['cpu_s'] / max(span, 1e-9) * 100:.0f} % of one core) and the mock "
-            f"{_mock_cpu(w):.0f} s ({_mock_cpu(w) / max(span, 1e-9) * 100:.0f} %): {slower} "
-            "spends more per update. Both are single-threaded Python processes sharing the "
+            f"{_mock_cpu(w):.0f} s ({_mock_cpu(w) / max(span, 1e-9) * 100:.0f} %): {slower}. "
+            "Both are single-threaded Python processes sharing the "
             "machine's 2 CPUs with whatever else ran there (the load column), so neither "
             "reaches 100 % of a core; the wave's pace is their CPU per update, not N: the "
-            "no-op reconciles of the resync stay well under a millisecond at every N."
+            "no-op reconciles of the resync take 0.2 ms (median) at every N."
         )
     start = largest.waves[0].start
     sizes = start["cached_json_bytes"]
