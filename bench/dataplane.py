@@ -21,8 +21,10 @@ process started here is stopped in `finally`.
 from __future__ import annotations
 
 import asyncio
+import os
 import re
 import shutil
+import statistics
 import subprocess
 import tempfile
 import time
@@ -46,6 +48,12 @@ class Load:
     p50_ms: float
     p99_ms: float
     errors: int
+
+
+def _cpu_s(pid: int) -> float:
+    """User + system CPU seconds of process `pid` so far (from /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 _UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0}
@@ -160,6 +168,8 @@ def run() -> Section:
         ),
     )
     results: dict[tuple[str, str], list[Load]] = {}
+    busy: dict[str, list[float]] = {}
+    """Share of a core each process used during the throughput runs through Traefik."""
     app, port = _start_app("blue")
     try:
         with tempfile.TemporaryDirectory(prefix="rollwise-bench-") as tmp:
@@ -172,8 +182,19 @@ def run() -> Section:
                 for _ in range(ROUNDS):
                     for name, (url, host) in targets.items():
                         for mode, connections in (("latency", 1), ("throughput", CONNECTIONS)):
+                            pids = {"backend": app.pid}
+                            if name != "direct" and traefik.pid:
+                                pids["Traefik"] = traefik.pid
+                            before = {who: _cpu_s(pid) for who, pid in pids.items() if pid}
+                            started = time.perf_counter()
                             load = _load(url, connections=connections, host=host, wrk=wrk)
+                            elapsed = time.perf_counter() - started
                             results.setdefault((name, mode), []).append(load)
+                            if mode == "throughput":
+                                for who, pid in pids.items():
+                                    if pid and who in before:
+                                        share = (_cpu_s(pid) - before[who]) / elapsed
+                                        busy.setdefault(f"{who}, {name}", []).append(share)
             finally:
                 asyncio.run(_stop_traefik(traefik, dataplane))
     finally:
@@ -217,15 +238,19 @@ def run() -> Section:
     errors = sum(r.errors for loads in results.values() for r in loads)
     p99_direct = Summary.of([r.p99_ms for r in results[("direct", "throughput")]]).median
     p99_proxied = Summary.of([r.p99_ms for r in results[("through Traefik", "throughput")]]).median
+    shares = ", ".join(
+        f"{who} {statistics.median(values) * 100:.0f} %" for who, values in busy.items()
+    )
     section.notes += [
         f"With {CONNECTIONS} connections the backend answered {rps_proxied:,.0f} requests/s "
         f"through Traefik and {rps_direct:,.0f}/s direct (medians), p99 {p99_proxied:.1f} ms "
-        f"against {p99_direct:.1f} ms. The backend is a Python `ThreadingHTTPServer`: direct, "
-        f"each of the {CONNECTIONS} connections is a thread of its own contending for the "
-        "interpreter lock; Traefik carries them over the few connections it keeps to the "
-        "backend. Either way the backend and the load generator take most of the 2 CPUs, so "
-        "these figures are the backend's, not Traefik's ceiling; what Traefik adds to each "
-        "request is the latency row (one request at a time).",
+        f"against {p99_direct:.1f} ms. Share of one core used during those runs (median "
+        f"over the rounds): {shares}; the load generator takes the rest. The backend is a "
+        f"Python `ThreadingHTTPServer`: direct, each of the {CONNECTIONS} connections is a "
+        "thread of its own contending for the interpreter lock (hence its p99); through "
+        "Traefik the three processes share the 2 CPUs, so the throughput rows are this "
+        "machine's, not Traefik's ceiling. What Traefik adds to one request is the latency "
+        "row (one request at a time).",
         f"Errors (non-2xx answers and socket errors) over every run: {errors}.",
     ]
     return section
