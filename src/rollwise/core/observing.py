@@ -11,7 +11,8 @@ ReplicaSets, Experiments and Services for the same actions.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
+from datetime import datetime
 from typing import Any, Protocol
 
 from rollwise.api.models import (
@@ -23,7 +24,13 @@ from rollwise.api.models import (
     RolloutAnalysis,
 )
 from rollwise.core import actions as act
-from rollwise.core.analysis.creation import owner_reference
+from rollwise.core.analysis.creation import RunRequest, analysis_run_object, owner_reference
+from rollwise.core.canary_metadata import (
+    injected_annotation,
+    metadata_patch,
+    normalized,
+    parse_injected,
+)
 from rollwise.core.experiments import (
     EXPERIMENT_NAME_ANNOTATION,
     TEMPLATE_NAME_ANNOTATION,
@@ -33,12 +40,15 @@ from rollwise.core.experiments import (
 from rollwise.core.experiments_observed import experiment_view_from_raw
 from rollwise.core.hashing import HASH_LABEL
 from rollwise.core.observed import (
+    EPHEMERAL_METADATA_ANNOTATION,
     REVISION_ANNOTATION,
+    SCALE_DOWN_DEADLINE_ANNOTATION,
     Observed,
     analysis_run_view_from_raw,
     replica_set_view_from_raw,
     service_selector_hash,
 )
+from rollwise.core.timestamps import format_time
 from rollwise.core.workloads import resolve_workload
 
 RawObject = dict[str, Any]
@@ -299,3 +309,79 @@ def template_service(action: act.CreateService, experiment_raw: Mapping[str, Any
     if action.ports:
         spec["ports"] = [dict(port) for port in action.ports]
     return {"apiVersion": "v1", "kind": "Service", "metadata": metadata, "spec": spec}
+
+
+# --- patches both executors write ------------------------------------------------------------
+
+
+def scale_patch(action: act.ScaleReplicaSet) -> RawObject:
+    """The merge patch of `ScaleReplicaSet`: spec.replicas and the scale-down deadline (None
+    removes the annotation)."""
+    deadline = action.scale_down_deadline
+    return {
+        "metadata": {
+            "annotations": {
+                SCALE_DOWN_DEADLINE_ANNOTATION: None if deadline is None else format_time(deadline)
+            }
+        },
+        "spec": {"replicas": action.replicas},
+    }
+
+
+def adoption_patch(
+    action: act.CreateReplicaSet, *, owner: Mapping[str, Any] | None = None
+) -> RawObject:
+    """The merge patch that makes an existing ReplicaSet of this hash the one `action` asks
+    for (a lost status write, or a rollback to an old revision): its revision and size, and,
+    with `owner`, the Rollout as its owner (one made before this controller)."""
+    metadata: RawObject = {"annotations": {REVISION_ANNOTATION: str(action.revision)}}
+    if owner is not None:
+        metadata["ownerReferences"] = [owner_reference(owner)]
+    return {"metadata": metadata, "spec": {"replicas": action.replicas}}
+
+
+def ephemeral_metadata_patches(
+    replica_set: Mapping[str, Any],
+    pods: Iterable[Mapping[str, Any]],
+    metadata: Mapping[str, Mapping[str, str]] | None,
+) -> tuple[RawObject, list[tuple[str, RawObject]]]:
+    """`SetEphemeralMetadata` as merge patches: the ReplicaSet's (its pod template and the
+    annotation recording what was injected) and, for each of its live pods that needs one,
+    (pod name, patch). Only what was injected before is removed."""
+    desired = normalized(metadata)
+    rs_metadata = replica_set.get("metadata") or {}
+    injected = parse_injected(
+        (rs_metadata.get("annotations") or {}).get(EPHEMERAL_METADATA_ANNOTATION)
+    )
+    template_metadata = ((replica_set.get("spec") or {}).get("template") or {}).get("metadata")
+    rs_patch: RawObject = {
+        "metadata": {"annotations": {EPHEMERAL_METADATA_ANNOTATION: injected_annotation(desired)}},
+        "spec": {
+            "template": {"metadata": metadata_patch(template_metadata or {}, injected, desired)}
+        },
+    }
+    pod_patches: list[tuple[str, RawObject]] = []
+    for pod in pods:
+        pod_metadata = pod.get("metadata") or {}
+        if not owned_by(pod, "ReplicaSet", str(rs_metadata.get("name"))) or pod_metadata.get(
+            "deletionTimestamp"
+        ):
+            continue
+        patch = metadata_patch(pod_metadata, injected, desired)
+        if patch:
+            pod_patches.append((str(pod_metadata["name"]), {"metadata": patch}))
+    return rs_patch, pod_patches
+
+
+def analysis_run(
+    reader: ObjectReader, action: RunRequest, owner: Mapping[str, Any], *, now: datetime
+) -> RawObject:
+    """The AnalysisRun a Rollout's or an Experiment's decision asks for, its templates read
+    through `reader` (`rollwise.core.analysis.creation.analysis_run_object`)."""
+    namespace = (owner.get("metadata") or {}).get("namespace") or "default"
+    return analysis_run_object(
+        action,
+        rollout=owner,
+        lookup=lambda ref: template_model(reader, ref, namespace),
+        now=now,
+    )

@@ -63,3 +63,16 @@ class Router(Protocol):
     async def remove_managed_routes(self) -> None:
         """Remove every header and mirror route this router added for the Rollout."""
         ...
+
+
+class SelectsByService:
+    """Base of the routers that send traffic to Services, which select the pods by hash
+    themselves (the controller switches their selectors): `update_hash` has nothing to do."""
+
+    async def update_hash(
+        self,
+        canary_hash: str,
+        stable_hash: str,
+        additional: Sequence[WeightDestination] = (),
+    ) -> None:
+        return None

@@ -49,6 +49,7 @@ from rollwise.api.models import (
     StringMatch,
     WeightDestination,
 )
+from rollwise.routers.base import SelectsByService
 from rollwise.routers.cluster import (
     ObjectRef,
     RolloutTarget,
@@ -117,7 +118,7 @@ def parse_http_routes(settings: Mapping[str, Any], namespace: str) -> tuple[HTTP
     return tuple(routes)
 
 
-class GatewayAPIRouter:
+class GatewayAPIRouter(SelectsByService):
     """The `Router` (`rollwise.routers.base`) of one Rollout over Gateway API HTTPRoutes."""
 
     def __init__(
@@ -135,14 +136,6 @@ class GatewayAPIRouter:
         self.routes = parse_http_routes(settings, target.namespace)
 
     # --- Router -------------------------------------------------------------------------------
-
-    async def update_hash(
-        self,
-        canary_hash: str,
-        stable_hash: str,
-        additional: Sequence[WeightDestination] = (),
-    ) -> None:
-        return None
 
     async def set_weight(
         self, desired_weight: int, additional: Sequence[WeightDestination] = ()

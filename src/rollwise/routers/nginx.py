@@ -30,6 +30,7 @@ from typing import Any
 
 from rollwise.api.errors import ConflictError, UserError
 from rollwise.api.models import SetHeaderRoute, SetMirrorRoute, WeightDestination
+from rollwise.routers.base import SelectsByService
 from rollwise.routers.cluster import (
     ObjectRef,
     RolloutTarget,
@@ -59,7 +60,7 @@ def canary_ingress_name(rollout: str, stable_ingress: str) -> str:
     return prefix + CANARY_SUFFIX
 
 
-class NginxRouter:
+class NginxRouter(SelectsByService):
     """The `Router` (`rollwise.routers.base`) of one Rollout over NGINX Ingress objects."""
 
     def __init__(
@@ -91,14 +92,6 @@ class NginxRouter:
         }
 
     # --- Router -------------------------------------------------------------------------------
-
-    async def update_hash(
-        self,
-        canary_hash: str,
-        stable_hash: str,
-        additional: Sequence[WeightDestination] = (),
-    ) -> None:
-        return None
 
     async def set_weight(
         self, desired_weight: int, additional: Sequence[WeightDestination] = ()

@@ -23,6 +23,7 @@ from typing import Any
 
 from rollwise.api.errors import ConflictError, UserError
 from rollwise.api.models import SetHeaderRoute, SetMirrorRoute, WeightDestination
+from rollwise.routers.base import SelectsByService
 from rollwise.routers.cluster import (
     ObjectRef,
     RolloutTarget,
@@ -38,7 +39,7 @@ DEFAULT_API_VERSION = "v1alpha1"
 NAMED_IN = "spec.strategy.canary.trafficRouting.smi"
 
 
-class SmiRouter:
+class SmiRouter(SelectsByService):
     """The `Router` (`rollwise.routers.base`) of one Rollout over an SMI TrafficSplit."""
 
     def __init__(
@@ -62,14 +63,6 @@ class SmiRouter:
         self.root_service = str(settings.get("rootService") or self.stable_service)
         name = str(settings.get("trafficSplitName") or target.name)
         self.ref = ObjectRef(f"{GROUP}/{version}", "TrafficSplit", name, target.namespace)
-
-    async def update_hash(
-        self,
-        canary_hash: str,
-        stable_hash: str,
-        additional: Sequence[WeightDestination] = (),
-    ) -> None:
-        return None
 
     async def set_weight(
         self, desired_weight: int, additional: Sequence[WeightDestination] = ()

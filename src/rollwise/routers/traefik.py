@@ -25,6 +25,7 @@ from typing import Any
 
 from rollwise.api.errors import UserError
 from rollwise.api.models import SetHeaderRoute, SetMirrorRoute, WeightDestination
+from rollwise.routers.base import SelectsByService
 from rollwise.routers.cluster import (
     ObjectRef,
     RolloutTarget,
@@ -42,7 +43,7 @@ EXPERIMENT_SERVICES = "rollwise.io/experiment-services"
 NAMED_IN = "spec.strategy.canary.trafficRouting.traefik.weightedTraefikServiceName"
 
 
-class TraefikRouter:
+class TraefikRouter(SelectsByService):
     """The `Router` (`rollwise.routers.base`) of one Rollout over a weighted TraefikService."""
 
     def __init__(
@@ -60,14 +61,6 @@ class TraefikRouter:
         if not name:
             raise UserError(f"{NAMED_IN} is required")
         self.ref = ObjectRef(api_version, "TraefikService", str(name), target.namespace)
-
-    async def update_hash(
-        self,
-        canary_hash: str,
-        stable_hash: str,
-        additional: Sequence[WeightDestination] = (),
-    ) -> None:
-        return None
 
     async def set_weight(
         self, desired_weight: int, additional: Sequence[WeightDestination] = ()

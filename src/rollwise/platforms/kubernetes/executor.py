@@ -28,22 +28,13 @@ from rollwise.api.errors import ConflictError, NotFoundError, TransientError, Us
 from rollwise.api.models import Experiment, Rollout
 from rollwise.core import actions as act
 from rollwise.core import observing
-from rollwise.core.analysis.creation import analysis_run_object, owner_reference
-from rollwise.core.canary_metadata import (
-    injected_annotation,
-    metadata_patch,
-    normalized,
-    parse_injected,
-)
 from rollwise.core.experiments import ExperimentObserved
 from rollwise.core.hashing import HASH_LABEL
 from rollwise.core.observed import (
-    EPHEMERAL_METADATA_ANNOTATION,
     REVISION_ANNOTATION,
-    SCALE_DOWN_DEADLINE_ANNOTATION,
     Observed,
 )
-from rollwise.core.timestamps import Clock, format_time, parse_time_or_none
+from rollwise.core.timestamps import Clock, parse_time_or_none
 from rollwise.platforms.kubernetes.client import KubeClient
 from rollwise.platforms.kubernetes.store import (
     ARGO,
@@ -155,12 +146,7 @@ class KubeExecutor:
                 if router is not None:
                     await router.remove_managed_routes()
             case act.CreateAnalysisRun():
-                run = analysis_run_object(
-                    action,
-                    rollout=rollout_raw,
-                    lookup=lambda ref: observing.template_model(self.store, ref, namespace),
-                    now=self.clock.now(),
-                )
+                run = observing.analysis_run(self.store, action, rollout_raw, now=self.clock.now())
                 await self._create(run)
             case act.TerminateAnalysisRun(name=name):
                 with contextlib.suppress(NotFoundError):
@@ -201,11 +187,8 @@ class KubeExecutor:
             case act.DeleteService(name=name):
                 await self.client.delete("v1", "Service", name, namespace)
             case act.CreateExperimentAnalysisRun():
-                run = analysis_run_object(
-                    action,
-                    rollout=experiment_raw,
-                    lookup=lambda ref: observing.template_model(self.store, ref, namespace),
-                    now=self.clock.now(),
+                run = observing.analysis_run(
+                    self.store, action, experiment_raw, now=self.clock.now()
                 )
                 await self._create(run)
             case act.TerminateAnalysisRun(name=name):
@@ -244,22 +227,7 @@ class KubeExecutor:
             await self.store.write_status({**created, "status": status})
 
     async def _scale_replica_set(self, action: act.ScaleReplicaSet, namespace: str) -> None:
-        deadline = action.scale_down_deadline
-        await self._patch(
-            "ReplicaSet",
-            action.name,
-            namespace,
-            {
-                "metadata": {
-                    "annotations": {
-                        SCALE_DOWN_DEADLINE_ANNOTATION: None
-                        if deadline is None
-                        else format_time(deadline)
-                    }
-                },
-                "spec": {"replicas": action.replicas},
-            },
-        )
+        await self._patch("ReplicaSet", action.name, namespace, observing.scale_patch(action))
 
     async def _create_replica_set(
         self, rollout_raw: RawObject, rollout: Rollout, action: act.CreateReplicaSet
@@ -277,13 +245,7 @@ class KubeExecutor:
                 "ReplicaSet",
                 action.name,
                 rollout.namespace,
-                {
-                    "metadata": {
-                        "annotations": {REVISION_ANNOTATION: str(action.revision)},
-                        "ownerReferences": [owner_reference(rollout_raw)],
-                    },
-                    "spec": {"replicas": action.replicas},
-                },
+                observing.adoption_patch(action, owner=rollout_raw),
             )
 
     async def _restart_pods(
@@ -319,37 +281,13 @@ class KubeExecutor:
         replica_set = self.store.get("ReplicaSet", name, namespace)
         if replica_set is None:
             return
-        desired = normalized(metadata)
-        injected = parse_injected(
-            (replica_set["metadata"].get("annotations") or {}).get(EPHEMERAL_METADATA_ANNOTATION)
+        rs_patch, pod_patches = observing.ephemeral_metadata_patches(
+            replica_set, self.store.list("Pod", namespace, owner=name), metadata
         )
-        template_metadata = (replica_set.get("spec", {}).get("template") or {}).get("metadata")
-        await self._patch(
-            "ReplicaSet",
-            name,
-            namespace,
-            {
-                "metadata": {
-                    "annotations": {EPHEMERAL_METADATA_ANNOTATION: injected_annotation(desired)}
-                },
-                "spec": {
-                    "template": {
-                        "metadata": metadata_patch(template_metadata or {}, injected, desired)
-                    }
-                },
-            },
-        )
-        for pod in self.store.list("Pod", namespace, owner=name):
-            if not observing.owned_by(pod, "ReplicaSet", name) or pod["metadata"].get(
-                "deletionTimestamp"
-            ):
-                continue
-            pod_patch = metadata_patch(pod["metadata"], injected, desired)
-            if pod_patch:
-                with contextlib.suppress(NotFoundError):
-                    await self._patch(
-                        "Pod", pod["metadata"]["name"], namespace, {"metadata": pod_patch}
-                    )
+        await self._patch("ReplicaSet", name, namespace, rs_patch)
+        for pod_name, pod_patch in pod_patches:
+            with contextlib.suppress(NotFoundError):
+                await self._patch("Pod", pod_name, namespace, pod_patch)
 
     async def _record_event(
         self, involved: RawObject, event_type: str, reason: str, message: str

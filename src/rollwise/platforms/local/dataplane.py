@@ -44,6 +44,7 @@ from rollwise.platforms.local.dataplane_config import (
     weighted_key,
 )
 from rollwise.platforms.local.traefik import TraefikProcess
+from rollwise.routers.base import SelectsByService
 
 if TYPE_CHECKING:
     import aiohttp
@@ -359,7 +360,7 @@ def _service_mismatches(want: Mapping[str, Any], have: Mapping[str, Any]) -> lis
     return [f"unknown kind of service {sorted(want)}"]
 
 
-class LocalRouter:
+class LocalRouter(SelectsByService):
     """The `Router` (`rollwise.routers.base`) of one Rollout on the local Traefik.
 
     Built by the controller for each reconcile of a traffic-routed Rollout with what the spec
@@ -402,16 +403,6 @@ class LocalRouter:
             max_weight=self._spec.max_weight,
             managed_routes=self._spec.managed_routes,
         )
-
-    async def update_hash(
-        self,
-        canary_hash: str,
-        stable_hash: str,
-        additional: Sequence[WeightDestination] = (),
-    ) -> None:
-        # Local Services select pods by the hash label themselves (the controller switches
-        # their selectors and refreshes endpoints), so there is nothing to do here.
-        return None
 
     async def set_weight(
         self, desired_weight: int, additional: Sequence[WeightDestination] = ()

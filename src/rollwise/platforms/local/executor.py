@@ -26,23 +26,14 @@ from rollwise.api.models import (
 )
 from rollwise.core import actions as act
 from rollwise.core import observing
-from rollwise.core.analysis.creation import analysis_run_object
-from rollwise.core.canary_metadata import (
-    injected_annotation,
-    metadata_patch,
-    normalized,
-    parse_injected,
-)
 from rollwise.core.canary_state import role_services
 from rollwise.core.experiments import ExperimentObserved
 from rollwise.core.hashing import HASH_LABEL
 from rollwise.core.observed import (
-    EPHEMERAL_METADATA_ANNOTATION,
     REVISION_ANNOTATION,
-    SCALE_DOWN_DEADLINE_ANNOTATION,
     Observed,
 )
-from rollwise.core.timestamps import Clock, format_time
+from rollwise.core.timestamps import Clock
 from rollwise.platforms.local import experiments
 from rollwise.platforms.local.dataplane import DataPlane, LocalRouter
 from rollwise.platforms.local.dataplane_config import service_backends
@@ -131,19 +122,8 @@ class LocalExecutor:
         match action:
             case act.CreateReplicaSet():
                 self._create_replica_set(rollout_raw, rollout, action)
-            case act.ScaleReplicaSet(name=name, replicas=replicas, scale_down_deadline=deadline):
-                deadline_text = None if deadline is None else format_time(deadline)
-                self.store.patch(
-                    "ReplicaSet",
-                    name,
-                    namespace,
-                    merge={
-                        "metadata": {
-                            "annotations": {SCALE_DOWN_DEADLINE_ANNOTATION: deadline_text}
-                        },
-                        "spec": {"replicas": replicas},
-                    },
-                )
+            case act.ScaleReplicaSet(name=name):
+                self.store.patch("ReplicaSet", name, namespace, merge=observing.scale_patch(action))
             case act.SetReplicaSetRevision(name=name, revision=revision):
                 self.store.patch(
                     "ReplicaSet",
@@ -195,12 +175,7 @@ class LocalExecutor:
                 if router is not None:
                     await router.remove_managed_routes()
             case act.CreateAnalysisRun():
-                run = analysis_run_object(
-                    action,
-                    rollout=rollout_raw,
-                    lookup=lambda ref: observing.template_model(self.store, ref, namespace),
-                    now=self.clock.now(),
-                )
+                run = observing.analysis_run(self.store, action, rollout_raw, now=self.clock.now())
                 # An existing run was created by a reconcile whose status write was lost.
                 with contextlib.suppress(ConflictError):
                     self.store.create(run)
@@ -249,19 +224,8 @@ class LocalExecutor:
                 # An existing one was created by a reconcile whose status write was lost.
                 with contextlib.suppress(ConflictError):
                     self.store.create(observing.template_replica_set(action, experiment_raw))
-            case act.ScaleReplicaSet(name=name, replicas=replicas, scale_down_deadline=deadline):
-                deadline_text = None if deadline is None else format_time(deadline)
-                self.store.patch(
-                    "ReplicaSet",
-                    name,
-                    namespace,
-                    merge={
-                        "metadata": {
-                            "annotations": {SCALE_DOWN_DEADLINE_ANNOTATION: deadline_text}
-                        },
-                        "spec": {"replicas": replicas},
-                    },
-                )
+            case act.ScaleReplicaSet(name=name):
+                self.store.patch("ReplicaSet", name, namespace, merge=observing.scale_patch(action))
             case act.CreateService():
                 with contextlib.suppress(ConflictError):
                     self.store.create(observing.template_service(action, experiment_raw))
@@ -270,11 +234,8 @@ class LocalExecutor:
                 self.store.delete("Service", name, namespace)
                 await self.refresh_endpoints()
             case act.CreateExperimentAnalysisRun():
-                run = analysis_run_object(
-                    action,
-                    rollout=experiment_raw,
-                    lookup=lambda ref: observing.template_model(self.store, ref, namespace),
-                    now=self.clock.now(),
+                run = observing.analysis_run(
+                    self.store, action, experiment_raw, now=self.clock.now()
                 )
                 with contextlib.suppress(ConflictError):
                     self.store.create(run)
@@ -315,35 +276,14 @@ class LocalExecutor:
         replica_set = self.store.get("ReplicaSet", name, namespace)
         if replica_set is None:
             return
-        desired = normalized(metadata)
-        injected = parse_injected(
-            (replica_set["metadata"].get("annotations") or {}).get(EPHEMERAL_METADATA_ANNOTATION)
+        rs_patch, pod_patches = observing.ephemeral_metadata_patches(
+            replica_set, self.store.list("Pod", namespace, owner=name), metadata
         )
-        template_metadata = (replica_set.get("spec", {}).get("template") or {}).get("metadata")
         with self.store.transaction():
-            patch = metadata_patch(template_metadata or {}, injected, desired)
-            self.store.patch(
-                "ReplicaSet",
-                name,
-                namespace,
-                merge={
-                    "metadata": {
-                        "annotations": {EPHEMERAL_METADATA_ANNOTATION: injected_annotation(desired)}
-                    },
-                    "spec": {"template": {"metadata": patch}},
-                },
-            )
-            for pod in self.store.list("Pod", namespace, owner=name):
-                if not observing.owned_by(pod, "ReplicaSet", name) or pod["metadata"].get(
-                    "deletionTimestamp"
-                ):
-                    continue
-                pod_patch = metadata_patch(pod["metadata"], injected, desired)
-                if pod_patch:
-                    with contextlib.suppress(NotFoundError):
-                        self.store.patch(
-                            "Pod", pod["metadata"]["name"], namespace, merge={"metadata": pod_patch}
-                        )
+            self.store.patch("ReplicaSet", name, namespace, merge=rs_patch)
+            for pod_name, pod_patch in pod_patches:
+                with contextlib.suppress(NotFoundError):
+                    self.store.patch("Pod", pod_name, namespace, merge=pod_patch)
 
     def _create_replica_set(
         self, rollout_raw: RawObject, rollout: Rollout, action: act.CreateReplicaSet
@@ -357,13 +297,7 @@ class LocalExecutor:
             # A ReplicaSet of this hash exists (a reconcile whose status write was lost, or a
             # rollback to an old revision): adopt it at the size and revision asked for.
             self.store.patch(
-                "ReplicaSet",
-                action.name,
-                rollout.namespace,
-                merge={
-                    "metadata": {"annotations": {REVISION_ANNOTATION: str(action.revision)}},
-                    "spec": {"replicas": action.replicas},
-                },
+                "ReplicaSet", action.name, rollout.namespace, merge=observing.adoption_patch(action)
             )
 
 
