@@ -7,8 +7,10 @@ import asyncio
 import copy
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
+import yaml
 from tests.kubernetes.apiserver import KubeApi
 
 from rollwise.controller.kubernetes import KubeController, KubeOptions
@@ -19,53 +21,22 @@ from rollwise.platforms.kubernetes.leader import LeaseTimings
 ARGO = "argoproj.io/v1alpha1"
 RawObject = dict[str, Any]
 
-SEED_SERVICE: RawObject = {
-    "apiVersion": "v1",
-    "kind": "Service",
-    "metadata": {"name": "myapp", "namespace": "default"},
-    "spec": {
-        "ports": [{"port": 80, "targetPort": 8080, "protocol": "TCP", "name": "http"}],
-        "selector": {"app": "myapp"},
-    },
-}
+SEED = Path(__file__).resolve().parents[1] / "api" / "fixtures" / "seed"
 
-SEED_ROLLOUT: RawObject = {
-    "apiVersion": ARGO,
-    "kind": "Rollout",
-    "metadata": {"name": "myapp", "namespace": "default"},
-    "spec": {
-        "replicas": 5,
-        "strategy": {
-            "canary": {
-                "steps": [
-                    {"setWeight": 20},
-                    {"pause": {"duration": "2m"}},
-                    {"setWeight": 40},
-                    {"pause": {"duration": "2m"}},
-                    {"setWeight": 60},
-                    {"pause": {"duration": "2m"}},
-                    {"setWeight": 80},
-                    {"pause": {"duration": "2m"}},
-                ]
-            }
-        },
-        "revisionHistoryLimit": 2,
-        "selector": {"matchLabels": {"app": "myapp"}},
-        "template": {
-            "metadata": {"labels": {"app": "myapp"}},
-            "spec": {
-                "containers": [
-                    {
-                        "name": "myapp",
-                        "image": "argoproj/rollouts-demo:blue",
-                        "ports": [{"name": "http", "containerPort": 8080, "protocol": "TCP"}],
-                        "resources": {"requests": {"memory": "32Mi", "cpu": "5m"}},
-                    }
-                ]
-            },
-        },
-    },
-}
+
+def _seed_documents(name: str) -> dict[str, RawObject]:
+    """The seed's YAML as written (tests/api checks these copies against the seed), by kind,
+    each in the `default` namespace."""
+    documents: dict[str, RawObject] = {}
+    for document in yaml.safe_load_all((SEED / name).read_text()):
+        document["metadata"].setdefault("namespace", "default")
+        documents[document["kind"]] = document
+    return documents
+
+
+_PART3 = _seed_documents("part3-rollout.yaml")
+SEED_SERVICE: RawObject = _PART3["Service"]
+SEED_ROLLOUT: RawObject = _PART3["Rollout"]
 
 FAST_LEASE = LeaseTimings(lease_seconds=3.0, renew_deadline_seconds=2.0, retry_period_seconds=0.5)
 
