@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 import yaml
-from conftest import Cli
+from tests.cli.conftest import Cli
 
 pytestmark = pytest.mark.timeout(60)
 

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 import yaml
 from cli_objects import ago, analysis_run, pod, replica_set
-from conftest import SEED_MANIFEST, Cli
+from tests.cli.conftest import SEED_MANIFEST, Cli
 
 
 def set_status(cli: Cli, status: dict[str, Any], name: str = "myapp") -> None:

@@ -11,7 +11,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from conftest import Cli
+from tests.cli.conftest import Cli
 
 pytestmark = pytest.mark.timeout(60)
 

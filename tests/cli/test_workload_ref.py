@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from cli_objects import replica_set
-from conftest import Cli
+from tests.cli.conftest import Cli
 
 MANIFEST = """\
 apiVersion: apps/v1

@@ -64,6 +64,12 @@ async def load_configuration(
 
 def _kubeconfig_path(kubeconfig: str | None) -> str | None:
     path = kubeconfig or os.environ.get("KUBECONFIG")
+    if path and os.pathsep not in path and not Path(path).is_file():
+        # Said here in one line: the library would log a warning of its own first.
+        raise UserError(
+            f"cannot load the kubeconfig {path}: no such file; give --kubeconfig PATH "
+            "or set KUBECONFIG"
+        )
     default = Path("~/.kube/config").expanduser()
     if not path and default.exists():
         path = str(default)
