@@ -27,29 +27,25 @@ How the local store's guarantees carry over:
   changes seen. A watch the server ends is resumed; a 410 restarts from the present; any other
   failure is raised by the next `revision()` call (transient ones after a few retries).
 
-kubernetes_asyncio and aiohttp are imported only when a store is opened: importing this module is
-cheap, so the CLI can name the class on its fast paths.
+Watches run in daemon threads, one per collection, each on its own connection.
 """
 
 from __future__ import annotations
 
-import asyncio
 import builtins
 import contextlib
 import threading
-from collections.abc import Awaitable, Iterator, Mapping
-from concurrent.futures import Future
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any
 
 from rollwise.api.errors import NotFoundError, RollwiseError, TransientError, UserError
+from rollwise.platforms.kubernetes.blocking import BlockingTransport, Stream
+from rollwise.platforms.kubernetes.config import load_configuration
 from rollwise.platforms.kubernetes.resources import resource_for
-
-if TYPE_CHECKING:
-    from rollwise.platforms.kubernetes.client import KubeClient, ObjectList
+from rollwise.platforms.kubernetes.wire import GoneError, ObjectList, Request, Requests
 
 RawObject = dict[str, Any]
-T = TypeVar("T")
 
 APPLY_FIELD_MANAGER = "rollwise-apply"
 WATCH_SECONDS = 300  # the server ends each watch after this; it is resumed
@@ -117,81 +113,51 @@ class _Collection:
 class _Watch:
     names: set[str] | None  # None: every object of the collection counts, else only these
     resource_version: str  # where to start ("": from now)
-    task: asyncio.Task[None] | None = None
-
-
-class _LoopThread:
-    """A private event loop in a daemon thread; `call` runs a coroutine there and waits."""
-
-    def __init__(self) -> None:
-        self.loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self.loop.run_forever, name="rollwise-kube")
-        self._thread.daemon = True
-        self._thread.start()
-
-    def call(self, work: Awaitable[T]) -> T:
-        async def run() -> T:
-            return await work
-
-        future: Future[T] = asyncio.run_coroutine_threadsafe(run(), self.loop)
-        return future.result()
-
-    def stop(self) -> None:
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self._thread.join()
-        self.loop.close()
+    thread: threading.Thread | None = None
+    stream: Stream | None = None
 
 
 class KubeCliStore:
     """The subset of `SqliteStore` the CLI uses, over the Kubernetes API (see the module doc)."""
 
-    def __init__(self, thread: _LoopThread, client: KubeClient) -> None:
-        self._thread = thread
-        self._client = client
-        self.namespace = client.namespace
+    def __init__(self, transport: BlockingTransport) -> None:
+        self._transport = transport
+        self._requests = Requests(transport.cluster.namespace)
+        self.namespace = transport.cluster.namespace
         """The namespace of the kubeconfig context (or the pod's): the CLI's default."""
         self._versions: dict[tuple[str, str, str], str] | None = None
         self._watches: dict[_Collection, _Watch] = {}
         self._watching = False
+        self._lock = threading.Lock()  # the watches' bookkeeping, shared with their threads
         self._changes = 0
         self._failure: RollwiseError | None = None
-        self._closed = False
+        self._stopping = threading.Event()
 
     @classmethod
     def open(cls, *, kubeconfig: str | None = None, context: str | None = None) -> KubeCliStore:
         """Load the kubeconfig (`kubeconfig`, $KUBECONFIG, ~/.kube/config, else in-cluster) and
         its `context` (default: the current one). No request is made yet."""
-        from rollwise.platforms.kubernetes.client import KubeClient
-
-        thread = _LoopThread()
-        try:
-            client = thread.call(KubeClient.connect(kubeconfig=kubeconfig, context=context))
-        except BaseException:
-            thread.stop()
-            raise
-        return cls(thread, client)
+        return cls(BlockingTransport(load_configuration(kubeconfig=kubeconfig, context=context)))
 
     def close(self) -> None:
-        if self._closed:
+        if self._stopping.is_set():
             return
-        self._closed = True
-        with contextlib.suppress(Exception):
-            self._thread.call(self._shutdown())
-        self._thread.stop()
-
-    async def _shutdown(self) -> None:
-        # the watches, and a request a Ctrl-C left behind
-        tasks = asyncio.all_tasks() - {asyncio.current_task()}
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        await self._client.close()
+        self._stopping.set()
+        with self._lock:
+            watches = list(self._watches.values())
+        for watch in watches:
+            if watch.stream is not None:
+                watch.stream.close()
+        self._transport.close()
 
     def __enter__(self) -> KubeCliStore:
         return self
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
+
+    def _call(self, request: Request) -> Any:
+        return self._transport.call(request)
 
     # --- reading -----------------------------------------------------------------------------
 
@@ -204,12 +170,8 @@ class KubeCliStore:
         kind, api_version = kind_and_api_version(kind)
         where = self._namespace(api_version, kind, namespace)
 
-        async def read() -> RawObject | None:
-            obj = await self._client.get(api_version, kind, name, where)
-            self._read(_Collection(api_version, kind, where, None), {name}, _version(obj))
-            return obj
-
-        obj = self._thread.call(read())
+        obj: RawObject | None = self._call(self._requests.get(api_version, kind, name, where))
+        self._read(_Collection(api_version, kind, where, None), {name}, _version(obj))
         if obj is not None:
             self._remember_version(obj)
         return obj
@@ -230,14 +192,10 @@ class KubeCliStore:
         where = namespace if resource.namespaced else None
         wanted = label_selector(labels, selector)
 
-        async def read() -> ObjectList:
-            listing = await self._client.list(api_version, kind, where, label_selector=wanted)
-            self._read(
-                _Collection(api_version, kind, where, wanted), None, listing.resource_version
-            )
-            return listing
-
-        listing = self._thread.call(read())
+        listing: ObjectList = self._call(
+            self._requests.list(api_version, kind, where, label_selector=wanted)
+        )
+        self._read(_Collection(api_version, kind, where, wanted), None, listing.resource_version)
         for obj in listing.items:
             self._remember_version(obj)
         return sorted(
@@ -267,14 +225,14 @@ class KubeCliStore:
             self._versions[key] = _version(obj)
 
     def create(self, obj: RawObject) -> RawObject:
-        created = self._thread.call(self._client.create(obj))
+        created: RawObject = self._call(self._requests.create(obj))
         self._remember_version(created)
         return created
 
     def update(self, obj: RawObject) -> RawObject:
         """PUT the object (its status is not written where the kind has a status subresource);
         ConflictError if its metadata.resourceVersion is stale."""
-        updated = self._thread.call(self._client.replace(obj))
+        updated: RawObject = self._call(self._requests.replace(obj))
         self._remember_version(updated)
         return updated
 
@@ -284,15 +242,13 @@ class KubeCliStore:
         body = dict(obj)
         body.setdefault("status", None)
 
-        async def put() -> RawObject:
-            try:
-                return await self._client.replace_status(body)
-            except NotFoundError:
-                # No status subresource (Argo's AnalysisRun and Experiment CRDs): the status is
-                # a field of the object; a missing object is a NotFoundError here too.
-                return await self._client.replace(body)
-
-        updated = self._thread.call(put())
+        updated: RawObject
+        try:
+            updated = self._call(self._requests.replace(body, subresource="status"))
+        except NotFoundError:
+            # No status subresource (Argo's AnalysisRun and Experiment CRDs): the status is
+            # a field of the object; a missing object is a NotFoundError here too.
+            updated = self._call(self._requests.replace(body))
         self._remember_version(updated)
         return updated
 
@@ -319,17 +275,17 @@ class KubeCliStore:
         if version:
             body["metadata"] = {**(body.get("metadata") or {}), "resourceVersion": version}
 
-        async def send() -> RawObject:
-            if not status:
-                return await self._client.merge_patch(api_version, kind, name, where, body)
-            try:
-                return await self._client.merge_patch(
-                    api_version, kind, name, where, body, subresource="status"
+        patched: RawObject
+        try:
+            patched = self._call(
+                self._requests.merge_patch(
+                    api_version, kind, name, where, body, subresource="status" if status else None
                 )
-            except NotFoundError:
-                return await self._client.merge_patch(api_version, kind, name, where, body)
-
-        patched = self._thread.call(send())
+            )
+        except NotFoundError:
+            if not status:
+                raise
+            patched = self._call(self._requests.merge_patch(api_version, kind, name, where, body))
         self._remember_version(patched)
         return patched
 
@@ -346,14 +302,13 @@ class KubeCliStore:
         where = self._namespace(api_version, kind, applied["metadata"].get("namespace"))
         name = _name(applied)
 
-        async def send() -> tuple[RawObject, str]:
-            before = await self._client.get(api_version, kind, name, where)
-            after = await self._client.apply(applied, field_manager=APPLY_FIELD_MANAGER)
-            if before is None:
-                return after, "created"
-            return after, "unchanged" if _version(before) == _version(after) else "configured"
-
-        return self._thread.call(send())
+        before = self._call(self._requests.get(api_version, kind, name, where))
+        after: RawObject = self._call(
+            self._requests.apply(applied, field_manager=APPLY_FIELD_MANAGER, force=True)
+        )
+        if before is None:
+            return after, "created"
+        return after, "unchanged" if _version(before) == _version(after) else "configured"
 
     # --- watching ----------------------------------------------------------------------------
 
@@ -382,61 +337,67 @@ class KubeCliStore:
 
     def revision(self) -> int:
         """How many changes the watches of what was read have seen (see the module doc)."""
-        if not self._watching:
-            self._watching = True
-            self._thread.call(self._start_watches())
-        if self._failure is not None:
-            raise self._failure
-        return self._changes
+        with self._lock:
+            if not self._watching:
+                self._watching = True
+                for collection, watch in self._watches.items():
+                    self._start(collection, watch)
+            if self._failure is not None:
+                raise self._failure
+            return self._changes
 
     def _read(self, collection: _Collection, names: set[str] | None, version: str) -> None:
-        """Note a read (in the loop), so `revision()` follows that collection from `version`."""
-        watch = self._watches.get(collection)
-        if watch is None:
-            watch = self._watches[collection] = _Watch(names, version)
-        elif watch.names is not None:
-            watch.names = None if names is None else watch.names | names
-        if watch.task is None:
-            watch.resource_version = version or watch.resource_version
-            if self._watching:
-                watch.task = asyncio.get_running_loop().create_task(self._follow(collection, watch))
+        """Note a read, so `revision()` follows that collection from `version`."""
+        with self._lock:
+            watch = self._watches.get(collection)
+            if watch is None:
+                watch = self._watches[collection] = _Watch(names, version)
+            elif watch.names is not None:
+                watch.names = None if names is None else watch.names | names
+            if watch.thread is None:
+                watch.resource_version = version or watch.resource_version
+                if self._watching:
+                    self._start(collection, watch)
 
-    async def _start_watches(self) -> None:
-        for collection, watch in self._watches.items():
-            if watch.task is None:
-                watch.task = asyncio.get_running_loop().create_task(self._follow(collection, watch))
+    def _start(self, collection: _Collection, watch: _Watch) -> None:
+        watch.thread = threading.Thread(
+            target=self._follow, args=(collection, watch), name="rollwise-watch", daemon=True
+        )
+        watch.thread.start()
 
-    async def _follow(self, collection: _Collection, watch: _Watch) -> None:
-        from rollwise.platforms.kubernetes.client import GoneError
+    def _count(self, changes: int) -> None:
+        with self._lock:
+            self._changes += changes
 
+    def _follow(self, collection: _Collection, watch: _Watch) -> None:
         version, failures = watch.resource_version, 0
-        while True:
+        while not self._stopping.is_set():
+            request = self._requests.watch(
+                collection.api_version,
+                collection.kind,
+                collection.namespace,
+                resource_version=version,
+                label_selector=collection.selector,
+                timeout_seconds=WATCH_SECONDS,
+            )
             try:
-                events = self._client.watch(
-                    collection.api_version,
-                    collection.kind,
-                    collection.namespace,
-                    resource_version=version,
-                    label_selector=collection.selector,
-                    timeout_seconds=WATCH_SECONDS,
-                )
-                async with contextlib.aclosing(events):
-                    async for event in events:
-                        failures = 0
-                        version = _version(event.object) or version
-                        if event.type == "BOOKMARK":
-                            continue
-                        if watch.names is None or _name(event.object) in watch.names:
-                            self._changes += 1
+                watch.stream = self._transport.stream(request, idle_timeout=WATCH_SECONDS + 30)
+                for event in watch.stream:
+                    failures = 0
+                    version = _version(event.object) or version
+                    if event.type != "BOOKMARK" and (
+                        watch.names is None or _name(event.object) in watch.names
+                    ):
+                        self._count(1)
             except GoneError:
                 version = ""  # the history is gone: follow from now, and redraw once
-                self._changes += 1
+                self._count(1)
             except TransientError as error:
                 failures += 1
                 if failures >= WATCH_ATTEMPTS:
                     self._failure = error
                     return
-                await asyncio.sleep(min(0.2 * 2**failures, 5.0))
+                self._stopping.wait(min(0.2 * 2**failures, 5.0))
             except RollwiseError as error:
                 self._failure = error
                 return

@@ -1,0 +1,180 @@
+"""The CLI's transport to the Kubernetes API: `wire` requests over the standard library.
+
+Where it sits: `KubeCliStore` (the CLI verbs and the dashboard in the kubernetes context) sends
+every call through `BlockingTransport`, which is `KubeClient`'s twin without asyncio, aiohttp or
+the client libraries: `http.client` and `ssl` only, so a CLI command against a cluster starts as
+fast as one against a local home (importing aiohttp costs about twice the whole command). Same
+`config` (server, TLS, proxy, credentials), same `wire` (paths, bodies, the reading of answers
+and errors). Each thread keeps one keep-alive connection (the dashboard calls from worker
+threads); a watch gets a connection of its own, which `Stream.close` shuts from any thread.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import http.client
+import socket
+import ssl
+import threading
+from collections.abc import Iterator
+from typing import Any
+from urllib.parse import urlsplit
+
+from rollwise.api.errors import TransientError, UserError
+from rollwise.platforms.kubernetes.config import ClusterConfig, Endpoint
+from rollwise.platforms.kubernetes.wire import Request, WatchEvent, read_answer, read_watch_line
+
+REQUEST_TIMEOUT = 60.0  # seconds without an answer before a call fails (TransientError)
+_STALE = (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError)
+
+
+class _TLSConnection(http.client.HTTPSConnection):
+    """HTTPS that checks the certificate against `tls-server-name` when the kubeconfig sets one."""
+
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        *,
+        context: ssl.SSLContext,
+        server_hostname: str | None,
+        timeout: float | None,
+    ) -> None:
+        super().__init__(host, port, timeout=timeout, context=context)
+        self._server_hostname = server_hostname
+        self._tls = context
+
+    def connect(self) -> None:
+        http.client.HTTPConnection.connect(self)  # TCP, and the proxy's CONNECT when tunnelled
+        name = self._server_hostname or getattr(self, "_tunnel_host", None) or self.host
+        self.sock = self._tls.wrap_socket(self.sock, server_hostname=name)
+
+
+def _connection(endpoint: Endpoint, timeout: float | None) -> http.client.HTTPConnection:
+    host, port = endpoint.host, endpoint.port
+    proxy = urlsplit(endpoint.proxy) if endpoint.proxy else None
+    if proxy is not None:
+        host, port = proxy.hostname or "", proxy.port or (443 if proxy.scheme == "https" else 80)
+    if endpoint.ssl_context is None:
+        return http.client.HTTPConnection(host, port, timeout=timeout)
+    connection = _TLSConnection(
+        host,
+        port,
+        context=endpoint.ssl_context,
+        server_hostname=endpoint.server_hostname,
+        timeout=timeout,
+    )
+    if proxy is not None:
+        connection.set_tunnel(endpoint.host, endpoint.port)
+    return connection
+
+
+def _target(endpoint: Endpoint, request: Request) -> str:
+    # through a proxy, plain HTTP names the whole URL; otherwise the path below the server's
+    if endpoint.proxy and endpoint.ssl_context is None:
+        return endpoint.url + request.target
+    return endpoint.prefix + request.target
+
+
+class Stream:
+    """One watch: its events, until the server ends it or `close` is called (any thread)."""
+
+    def __init__(self, connection: http.client.HTTPConnection, request: Request) -> None:
+        self._connection = connection
+        self._request = request
+        self._closed = False
+
+    def __iter__(self) -> Iterator[WatchEvent]:
+        request = self._request
+        try:
+            response = self._connection.getresponse()
+            if response.status >= 400:
+                read_answer(request, response.status, response.read().decode(errors="replace"))
+            while line := response.readline():
+                event = read_watch_line(request, line)
+                if event is not None:
+                    yield event
+        except (OSError, http.client.HTTPException) as error:
+            if self._closed:
+                return
+            raise TransientError(f"the watch of {request.what} broke off: {error}") from error
+        finally:
+            self._connection.close()
+
+    def close(self) -> None:
+        self._closed = True
+        sock = self._connection.sock
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+
+
+class BlockingTransport:
+    """Sends `wire` requests and reads their answers (see the module doc)."""
+
+    def __init__(self, cluster: ClusterConfig) -> None:
+        self.cluster = cluster
+        self._local = threading.local()
+        self._lock = threading.Lock()
+        self._connections: list[http.client.HTTPConnection] = []
+
+    def _send(self, connection: http.client.HTTPConnection, request: Request) -> None:
+        # `connection.request` takes a mapping; a header may repeat (Impersonate-Group)
+        body = request.payload()
+        connection.putrequest(request.method, _target(self.cluster.endpoint, request))
+        for name, value in (*request.headers().items(), *self.cluster.credentials.headers()):
+            connection.putheader(name, value)
+        if body is not None or request.method in ("POST", "PUT", "PATCH"):
+            connection.putheader("Content-Length", str(len(body or b"")))
+        connection.endheaders(body)
+
+    def _failure(self, error: Exception) -> Exception:
+        url = self.cluster.endpoint.url
+        if isinstance(error, ssl.SSLCertVerificationError):
+            return UserError(
+                f"the Kubernetes API at {url} is not trusted: {error.verify_message} (check "
+                f"certificate-authority in {self.cluster.source})"
+            )
+        return TransientError(f"cannot reach the Kubernetes API at {url}: {error}")
+
+    def call(self, request: Request) -> Any:
+        """The request's answer (see `wire.read_answer`); TransientError when unreachable."""
+        connection: http.client.HTTPConnection | None = getattr(self._local, "connection", None)
+        if connection is None:
+            connection = self._local.connection = _connection(
+                self.cluster.endpoint, REQUEST_TIMEOUT
+            )
+            with self._lock:
+                self._connections.append(connection)
+        for attempt in (1, 2):
+            reused = connection.sock is not None
+            try:
+                self._send(connection, request)
+                response = connection.getresponse()
+                text = response.read().decode(errors="replace")
+            except _STALE as error:
+                connection.close()  # http.client opens it again on the next request
+                if reused and attempt == 1:
+                    continue  # the server had closed the idle connection: once more
+                raise self._failure(error) from error
+            except (OSError, http.client.HTTPException) as error:
+                connection.close()
+                raise self._failure(error) from error
+            return read_answer(request, response.status, text)
+        raise AssertionError("unreachable")
+
+    def stream(self, request: Request, *, idle_timeout: float | None) -> Stream:
+        """Open a watch; iterate the returned Stream for its events."""
+        connection = _connection(self.cluster.endpoint, idle_timeout)
+        try:
+            self._send(connection, request)
+        except (OSError, http.client.HTTPException) as error:
+            connection.close()
+            raise self._failure(error) from error
+        return Stream(connection, request)
+
+    def close(self) -> None:
+        with self._lock:
+            for connection in self._connections:
+                connection.close()
+            self._connections.clear()
