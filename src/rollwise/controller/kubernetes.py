@@ -50,6 +50,7 @@ from rollwise.platforms.kubernetes.jobs import KubeJobRunner
 from rollwise.platforms.kubernetes.leader import LeaderElector, LeadershipLost, LeaseTimings
 from rollwise.platforms.kubernetes.store import KubeStore
 from rollwise.providers.base import ProviderServices
+from rollwise.providers.http import shared_session
 from rollwise.routers.base import Router
 from rollwise.routers.registry import ClusterRouterOptions, cluster_router
 
@@ -219,6 +220,10 @@ class KubeController:
 
     async def run(self) -> None:
         """Run until `stop()` (or a lost lease, which raises `LeadershipLost`)."""
+        async with shared_session():  # one connection pool for every metric query
+            await self._run()
+
+    async def _run(self) -> None:
         for server in self.http:
             await server.start()
             log.info("controller metrics and health at %s", server.url)

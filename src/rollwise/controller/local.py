@@ -63,6 +63,7 @@ from rollwise.platforms.local.pods import PodSupervisor
 from rollwise.platforms.local.store import Change, ChangeLogExpiredError, SqliteStore
 from rollwise.platforms.local.traefik import TraefikProcess
 from rollwise.providers.base import ProviderServices
+from rollwise.providers.http import shared_session
 
 log = logging.getLogger("rollwise.controller")
 
@@ -204,6 +205,10 @@ class LocalController:
         log.info("dashboard at http://127.0.0.1:%s/", self.dashboard_port)
 
     async def run(self, *, keep_running: bool = False) -> None:
+        async with shared_session():  # one connection pool for every metric query
+            await self._run(keep_running=keep_running)
+
+    async def _run(self, *, keep_running: bool) -> None:
         await self.start()
         # Notifications run beside the loop: a slow or dead service never holds a rollout.
         notifier = asyncio.create_task(self.notifier.run(), name="notifier")

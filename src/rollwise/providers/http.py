@@ -4,23 +4,44 @@ Where it sits: under the provider modules (prometheus, web, datadog, ...), over 
 the one place where aiohttp errors become the sentences an Error measurement shows: a provider
 calls `fetch(...)` and gets either an `HTTPAnswer` or an `HTTPFailure` value, never an aiohttp
 exception. OAuth2 client credentials (Prometheus, Web) live here too.
+
+The controllers run inside `shared_session()`: every provider request they make goes through one
+connection pool, so a measurement taken every few seconds reuses its kept-alive connection to
+the metrics server instead of opening a session and a TCP (and TLS) connection each time.
+Outside it (`rollwise analyze`, tests) each `fetch` has a session of its own.
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import json
 import os
 import socket
 import ssl
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp
 
 EXCERPT_CHARS = 200
+
+_SESSION: ContextVar[aiohttp.ClientSession | None] = ContextVar("provider_session", default=None)
+
+
+@contextlib.asynccontextmanager
+async def shared_session() -> AsyncIterator[None]:
+    """Provider requests made inside (and in tasks started inside) share one connection pool."""
+    # No cookie jar: the pool is shared by servers that must not see each other's cookies.
+    async with aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar()) as session:
+        token = _SESSION.set(session)
+        try:
+            yield
+        finally:
+            _SESSION.reset(token)
 
 
 @dataclass(frozen=True)
@@ -94,9 +115,10 @@ async def fetch(
     (`"Prometheus"`, `"web metric"`), so a failure reads "Prometheus at URL: connection refused".
     """
     headers = [*headers, ("Authorization", basic_authorization(*auth))] if auth else headers
+    shared = _SESSION.get()
     try:
         async with (
-            aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=timeout_s)) as session,
+            contextlib.nullcontext(shared) if shared else aiohttp.ClientSession() as session,
             session.request(
                 method,
                 url,
@@ -105,6 +127,7 @@ async def fetch(
                 data=data,
                 json=json_body,
                 ssl=ssl_option(insecure),
+                timeout=aiohttp.ClientTimeout(total=timeout_s),
             ) as response,
         ):
             raw = await response.read()
