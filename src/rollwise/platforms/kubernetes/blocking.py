@@ -11,6 +11,7 @@ threads); a watch gets a connection of its own, which `Stream.close` shuts from 
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import http.client
 import socket
@@ -18,7 +19,7 @@ import ssl
 import threading
 from collections.abc import Iterator
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 from rollwise.api.errors import TransientError, UserError
 from rollwise.platforms.kubernetes.config import ClusterConfig, Endpoint
@@ -50,6 +51,15 @@ class _TLSConnection(http.client.HTTPSConnection):
         self.sock = self._tls.wrap_socket(self.sock, server_hostname=name)
 
 
+def _proxy_authorization(endpoint: Endpoint) -> dict[str, str]:
+    """Proxy-Authorization for a proxy URL with credentials (http://user:pass@proxy:3128)."""
+    proxy = urlsplit(endpoint.proxy) if endpoint.proxy else None
+    if proxy is None or proxy.username is None:
+        return {}
+    pair = f"{unquote(proxy.username)}:{unquote(proxy.password or '')}".encode()
+    return {"Proxy-Authorization": "Basic " + base64.b64encode(pair).decode()}
+
+
 def _connection(endpoint: Endpoint, timeout: float | None) -> http.client.HTTPConnection:
     host, port = endpoint.host, endpoint.port
     proxy = urlsplit(endpoint.proxy) if endpoint.proxy else None
@@ -65,7 +75,7 @@ def _connection(endpoint: Endpoint, timeout: float | None) -> http.client.HTTPCo
         timeout=timeout,
     )
     if proxy is not None:
-        connection.set_tunnel(endpoint.host, endpoint.port)
+        connection.set_tunnel(endpoint.host, endpoint.port, headers=_proxy_authorization(endpoint))
     return connection
 
 
@@ -115,6 +125,10 @@ class BlockingTransport:
     def __init__(self, cluster: ClusterConfig) -> None:
         self.cluster = cluster
         self._local = threading.local()
+        # through a plain-HTTP proxy each request carries the proxy's credentials (a tunnel
+        # sends them once, with its CONNECT)
+        endpoint = cluster.endpoint
+        self._proxy_headers = _proxy_authorization(endpoint) if endpoint.ssl_context is None else {}
         self._lock = threading.Lock()
         self._connections: list[http.client.HTTPConnection] = []
 
@@ -122,7 +136,11 @@ class BlockingTransport:
         # `connection.request` takes a mapping; a header may repeat (Impersonate-Group)
         body = request.payload()
         connection.putrequest(request.method, _target(self.cluster.endpoint, request))
-        for name, value in (*request.headers().items(), *self.cluster.credentials.headers()):
+        for name, value in (
+            *request.headers().items(),
+            *self._proxy_headers.items(),
+            *self.cluster.credentials.headers(),
+        ):
             connection.putheader(name, value)
         if body is not None or request.method in ("POST", "PUT", "PATCH"):
             connection.putheader("Content-Length", str(len(body or b"")))
