@@ -120,7 +120,7 @@ class Credentials:
         if not token:
             raise UserError(
                 f"{self.source}: the exec plugin's ExecCredential has no status.token "
-                "(client certificates from a plugin are read once, when connecting)"
+                "(rollwise takes tokens from exec plugins, not clientCertificateData)"
             )
         return str(token), now + _seconds_left(status, self.source)
 
