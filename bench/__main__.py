@@ -29,7 +29,16 @@ from bench import (
     reconcile,
     traffic,
 )
-from bench.report import COMMAND, REPO, Section, machine, print_section, render, splice
+from bench.report import (
+    COMMAND,
+    REPO,
+    Section,
+    git_commit,
+    machine,
+    print_section,
+    render,
+    splice,
+)
 
 BENCHMARKS: dict[str, Callable[[], Section]] = {
     "cli": cli.run,
@@ -80,7 +89,10 @@ def main() -> None:
             section = BENCHMARKS[name]()
         section.seconds = time.perf_counter() - start
         # The machine is shared (other work may run beside a benchmark): say how busy it was.
-        section.notes.append(f"Load average (1, 5, 15 min) when this benchmark started: {load}.")
+        when = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+        section.notes.append(
+            f"Started {when} at commit {git_commit()}; load average (1, 5, 15 min) then: {load}."
+        )
         print_section(section)
         sections.append(section)
     if output is not None:

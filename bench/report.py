@@ -174,7 +174,7 @@ def _load() -> str:
         return "unknown"
 
 
-def _git_commit() -> str:
+def git_commit() -> str:
     try:
         result = subprocess.run(
             ["git", "rev-parse", "--short", "HEAD"],
@@ -207,7 +207,7 @@ def machine() -> list[tuple[str, str]]:
         ("OS", f"{platform.system()} {platform.release()} ({platform.machine()})"),
         ("Python", f"{platform.python_implementation()} {sys.version.split()[0]}"),
         ("load average at start (1, 5, 15 min)", _load()),
-        ("rollwise commit", _git_commit()),
+        ("rollwise commit", git_commit()),
     ]
 
 
@@ -225,7 +225,8 @@ def render(
         "p99 interpolate between ranks, so with few runs they sit close to the maximum.",
         "",
         f"- Date: {started.astimezone(UTC).strftime('%Y-%m-%d %H:%M UTC')}",
-        f"- Command: {COMMAND}; one benchmark: `uv run python -m bench NAME`",
+        f"- Command: {COMMAND}; one benchmark: `uv run python -m bench NAME` (`--update` "
+        "replaces its section here; each section's last notes say when and at which commit it ran)",
         "",
         "| machine | |",
         "|---|---|",
@@ -262,6 +263,10 @@ def splice(report: str, sections: Sequence[Section]) -> str:
         end = report.find("\n## ", start + 1)
         tail = "" if end < 0 else "\n" + report[end + 1 :]
         report = report[: start + 1] + text + tail
+        row = f"| [{section.title}](#{_anchor(section.title)}) |"
+        report = "\n".join(
+            _index_row(section) if line.startswith(row) else line for line in report.split("\n")
+        )
     return report
 
 
