@@ -18,6 +18,9 @@ Modules (import from them; this package imports nothing so that a provider impor
     Metric`; `mask(text, secrets) -> str`.
 - `nodata`: the `rollwise.io/no-data-policy[.<metric>]` annotations (succeed | fail |
     inconclusive | error); Argo's behaviour when absent.
+- `onterminate`: the `rollwise.io/on-terminate[.<metric>]` annotations (successful |
+    inconclusive): what a terminated metric with no Successful measurement ends as; Argo's
+    Successful when absent. `annotations`: the per-metric annotation reading both share.
 - `phases`: phase names, severity order, counters, limit checks, `assess_metric`.
 - `settings`: int-or-string and duration reading, effective count, Argo's `ValidateMetric`.
 

@@ -35,6 +35,7 @@ from rollwise.api.models import (
     Metric,
 )
 from rollwise.core.analysis.nodata import is_no_data_annotation
+from rollwise.core.analysis.onterminate import is_on_terminate_annotation
 
 MASK = "*****"
 SECRET_PLACEHOLDER = "temp-for-secret"
@@ -212,7 +213,8 @@ class MergedTemplates:
     dry_run: tuple[DryRun, ...]
     measurement_retention: tuple[MeasurementRetention, ...]
     annotations: Mapping[str, str]
-    """The templates' `rollwise.io/no-data-policy*` annotations, to put on the run."""
+    """The templates' `rollwise.io/no-data-policy*` and `rollwise.io/on-terminate*` annotations,
+    to put on the run."""
 
 
 def _no_duplicates(names: Sequence[str], what: str) -> None:
@@ -281,7 +283,7 @@ def merge_templates(
     annotations: dict[str, str] = {}
     for template in templates:
         for key, value in (template.metadata.annotations or {}).items():
-            if not is_no_data_annotation(key):
+            if not (is_no_data_annotation(key) or is_on_terminate_annotation(key)):
                 continue
             if key in annotations and annotations[key] != value:
                 raise UserError(

@@ -25,8 +25,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Final, Literal, cast, get_args
 
-from rollwise.api.errors import UserError
 from rollwise.api.models import Metric
+from rollwise.core.analysis.annotations import is_per_metric_annotation, per_metric_values
 
 NoDataPolicy = Literal["succeed", "fail", "inconclusive", "error"]
 
@@ -48,39 +48,21 @@ metric only (resolved metrics are handed to providers, never written back to a r
 
 
 def is_no_data_annotation(key: str) -> bool:
-    return key == NO_DATA_ANNOTATION or key.startswith(NO_DATA_ANNOTATION + ".")
+    return is_per_metric_annotation(key, NO_DATA_ANNOTATION)
 
 
 def no_data_policies(
     annotations: Mapping[str, str] | None, metric_names: Sequence[str]
 ) -> dict[str, NoDataPolicy]:
     """The policy of each metric that has one; UserError for a bad value or an unknown metric."""
-    found: dict[str, NoDataPolicy] = {}
-    default: NoDataPolicy | None = None
-    for key, raw in sorted((annotations or {}).items()):
-        if not is_no_data_annotation(key):
-            continue
-        value = raw.strip().lower()
-        if value not in POLICIES:
-            raise UserError(
-                f"annotation {key}: {raw!r} is not a no-data policy; expected one of"
-                f" {', '.join(POLICIES)}"
-            )
-        policy = cast(NoDataPolicy, value)
-        if key == NO_DATA_ANNOTATION:
-            default = policy
-            continue
-        name = key.removeprefix(NO_DATA_ANNOTATION + ".")
-        if name not in metric_names:
-            raise UserError(
-                f"annotation {key}: no metric is named {name!r}"
-                f" (metrics: {', '.join(metric_names) or 'none'})"
-            )
-        found[name] = policy
-    if default is not None:
-        for name in metric_names:
-            found.setdefault(name, default)
-    return found
+    found = per_metric_values(
+        annotations,
+        metric_names,
+        base=NO_DATA_ANNOTATION,
+        allowed=POLICIES,
+        what="a no-data policy",
+    )
+    return {name: cast(NoDataPolicy, value) for name, value in found.items()}
 
 
 def with_no_data_policy(metric: Metric, policy: NoDataPolicy | None) -> Metric:

@@ -121,14 +121,28 @@ def success_shortfall(metric: Metric, result: MetricResult) -> tuple[str, str] |
     )
 
 
-def assess_metric(metric: Metric, result: MetricResult, *, terminating: bool) -> str:
+UNPROVEN_REASON: Final = "terminated before any successful measurement"
+"""Why a metric under `rollwise.io/on-terminate: inconclusive` did not end Successful."""
+
+
+def assess_metric(
+    metric: Metric, result: MetricResult, *, terminating: bool, unproven: str = SUCCESSFUL
+) -> str:
     """The metric's phase after its latest measurement (reference 2.6, first match wins).
 
     While the run is terminating `consecutiveSuccessLimit` is ignored (reference 2.8): a metric
-    that broke no limit ends Successful.
+    that broke no limit ends Successful, or `unproven` when it has no Successful measurement
+    (rollwise's `rollwise.io/on-terminate`, see `onterminate`; Argo's is Successful).
     """
     if completed(result.phase):
-        return result.phase
+        return result.phase  # a metric that ended on its own keeps its phase
+    phase = _argo_phase(metric, result, terminating=terminating)
+    if terminating and phase == SUCCESSFUL and not (result.successful or 0):
+        return unproven
+    return phase
+
+
+def _argo_phase(metric: Metric, result: MetricResult, *, terminating: bool) -> str:
     measurements = result.measurements or []
     if not measurements:
         return SUCCESSFUL if terminating else PENDING
@@ -147,7 +161,14 @@ def assess_metric(metric: Metric, result: MetricResult, *, terminating: bool) ->
     return SUCCESSFUL if terminating else RUNNING
 
 
-def assessment_reason(metric: Metric, result: MetricResult) -> str | None:
-    """Why a completed metric is not Successful, in the words of the run message."""
+def assessment_reason(
+    metric: Metric, result: MetricResult, *, unproven: str = SUCCESSFUL
+) -> str | None:
+    """Why a completed metric is not Successful, in the words of the run message. `unproven`
+    is the metric's on-terminate phase, as given to `assess_metric`."""
     breach = limit_breach(metric, result) or success_shortfall(metric, result)
-    return breach[1] if breach else None
+    if breach is not None:
+        return breach[1]
+    if unproven != SUCCESSFUL and result.phase == unproven and not (result.successful or 0):
+        return UNPROVEN_REASON
+    return None

@@ -16,14 +16,16 @@ Theory of operation (reference 2.3-2.8, Argo's `reconcileAnalysisRun`):
 
 1. A completed run plans nothing and keeps its status (idempotent, like every step here).
 2. The metrics are resolved (`{{args.x}}`), validated (2.3) and the dryRun /
-   measurementRetention / no-data rules matched; any problem ends the run as Error with
-   "Unable to resolve metric arguments: ..." or "Analysis spec invalid: ...".
+   measurementRetention / no-data / on-terminate rules matched; any problem ends the run as
+   Error with "Unable to resolve metric arguments: ..." or "Analysis spec invalid: ...".
 3. Assessment (`phases.assess_metric` per metric, then the run): a metric that completed
    Failed/Error/Inconclusive (dry-run ones aside) makes the run *terminating*, as does
    `spec.terminate`. Terminating metrics with nothing in flight end Successful unless they
-   broke a limit; the run takes the worst phase (Successful < Running < Pending < Inconclusive
-   < Error < Failed) with Argo's message. Fail-fast takes effect in the same reconcile (Argo
-   needs one more, up to an interval later).
+   broke a limit (or, under `rollwise.io/on-terminate: inconclusive`, had no Successful
+   measurement: Inconclusive, measured or not; see `onterminate`); the run takes the worst
+   phase (Successful < Running < Pending < Inconclusive < Error < Failed) with Argo's
+   message. Fail-fast takes effect in the same reconcile (Argo needs one more, up to an
+   interval later).
 4. Scheduling (2.4) for each metric not completed: an in-flight measurement is resumed once
    its `resumeAt` has passed, or terminated when the run is terminating (at once, whatever its
    `resumeAt`: rollwise does not let a run complete with a measurement still running); no new
@@ -58,6 +60,7 @@ from rollwise.api.models import (
 )
 from rollwise.core.analysis.args import SecretLookup, mask, resolve_args, substitute
 from rollwise.core.analysis.nodata import no_data_policies, with_no_data_policy
+from rollwise.core.analysis.onterminate import unproven_phases
 from rollwise.core.analysis.phases import (
     BREACHED,
     ERROR,
@@ -129,6 +132,12 @@ class _Spec:
     retention: Mapping[str, int]
     terminate: bool
     secrets: frozenset[str]
+    unproven: Mapping[str, str] = field(default_factory=dict)
+    """Metric -> its phase when terminated without a Successful measurement, where that is not
+    Argo's Successful (`rollwise.io/on-terminate`; never a dry-run metric)."""
+
+    def unproven_phase(self, name: str) -> str:
+        return self.unproven.get(name, SUCCESSFUL)
 
     def metric(self, name: str) -> Metric | None:
         for metric in self.metrics:
@@ -185,7 +194,9 @@ def _read_spec(run: AnalysisRun, secret_lookup: SecretLookup | None) -> _Spec:
         if rule.limit > 0:
             retention[name] = rule.limit
     try:
-        policies = no_data_policies(run.metadata.annotations, [m.name for m in metrics])
+        names = [m.name for m in metrics]
+        policies = no_data_policies(run.metadata.annotations, names)
+        unproven = unproven_phases(run.metadata.annotations, names)
     except UserError as error:
         raise _InvalidRun(f"Analysis spec invalid: {error}") from error
     return _Spec(
@@ -194,6 +205,7 @@ def _read_spec(run: AnalysisRun, secret_lookup: SecretLookup | None) -> _Spec:
         retention=retention,
         terminate=bool(run.spec.terminate),
         secrets=args.secrets,
+        unproven={name: phase for name, phase in unproven.items() if name not in dry_run},
     )
 
 
@@ -250,12 +262,49 @@ def _terminating(spec: _Spec, results: Mapping[str, MetricResult]) -> bool:
 # --- assessment (2.6, 2.7) ---------------------------------------------------------------------
 
 
-def _assess_metrics(spec: _Spec, results: Mapping[str, MetricResult], terminating: bool) -> None:
+def _new_result(name: str, *, dry_run: bool) -> MetricResult:
+    result = MetricResult(
+        name=name,
+        phase=RUNNING,
+        count=0,
+        successful=0,
+        failed=0,
+        inconclusive=0,
+        error=0,
+        consecutive_error=0,
+        consecutive_success=0,
+    )
+    if dry_run:
+        result.dry_run = True
+    return result
+
+
+def _add_unmeasured(
+    spec: _Spec, status: AnalysisRunStatus, results: dict[str, MetricResult]
+) -> None:
+    """A terminating run's metrics that were never measured get a result where their
+    on-terminate phase is not Argo's Successful (Argo leaves them out and passes the run)."""
+    missing = [m.name for m in spec.metrics if m.name in spec.unproven and m.name not in results]
+    if not missing:
+        return
+    for name in missing:
+        results[name] = _new_result(name, dry_run=False)
+    order = {metric.name: index for index, metric in enumerate(spec.metrics)}
+    status.metric_results = sorted(results.values(), key=lambda r: order.get(r.name, len(order)))
+
+
+def _assess_metrics(
+    spec: _Spec, status: AnalysisRunStatus, results: dict[str, MetricResult], terminating: bool
+) -> None:
+    if terminating:
+        _add_unmeasured(spec, status, results)
     for metric in spec.metrics:
         result = results.get(metric.name)
         if result is None:
             continue
-        phase = assess_metric(metric, result, terminating=terminating)
+        phase = assess_metric(
+            metric, result, terminating=terminating, unproven=spec.unproven_phase(metric.name)
+        )
         if phase != result.phase:
             last = _last(result)
             _set(result, "message", last.message if last else None)
@@ -284,10 +333,10 @@ def _assess(spec: _Spec, status: AnalysisRunStatus, now: datetime) -> None:
     """Metric phases, run phase, message, summaries, completedAt and retention, in place."""
     results = _results(status)
     terminating = _terminating(spec, results)
-    _assess_metrics(spec, results, terminating)
+    _assess_metrics(spec, status, results, terminating)
     if not terminating and _terminating(spec, results):
         terminating = True  # fail-fast in this same reconcile
-        _assess_metrics(spec, results, terminating)
+        _assess_metrics(spec, status, results, terminating)
 
     worst: str | None = None
     message: str | None = RUN_TERMINATED_MESSAGE if spec.terminate else None
@@ -314,7 +363,11 @@ def _assess(spec: _Spec, status: AnalysisRunStatus, now: datetime) -> None:
             continue
         if worst is None or is_worse(worst, phase):
             worst = phase
-            reason = assessment_reason(metric, result) if phase != SUCCESSFUL else None
+            reason = (
+                assessment_reason(metric, result, unproven=spec.unproven_phase(metric.name))
+                if phase != SUCCESSFUL
+                else None
+            )
             if reason:
                 message = f'Metric "{metric.name}" assessed {phase} due to {reason}'
                 if result.message:
@@ -504,19 +557,7 @@ def record(
             raise IllegalTransitionError(f"run {run.name!r} has no metric {name!r}")
         result = by_name.get(name)
         if result is None:
-            result = MetricResult(
-                name=name,
-                phase=RUNNING,
-                count=0,
-                successful=0,
-                failed=0,
-                inconclusive=0,
-                error=0,
-                consecutive_error=0,
-                consecutive_success=0,
-            )
-            if name in spec.dry_run:
-                result.dry_run = True
+            result = _new_result(name, dry_run=name in spec.dry_run)
             by_name[name] = result
         elif completed(result.phase):
             raise IllegalTransitionError(f"metric {name!r} of run {run.name!r} has completed")
