@@ -1,6 +1,8 @@
 """KubeCliStore (the CLI's blocking transport) and proxies: `HTTP_PROXY` and `NO_PROXY` honoured
 as kubectl honours them, and a kubeconfig `proxy-url` with credentials, against the test API
-server and a real forward proxy over HTTP (`tests.kubernetes.test_client_proxy`'s).
+server and a real forward proxy over HTTP (`tests.kubernetes.test_client_proxy`'s, which maps
+the server's name `kube.test` to 127.0.0.1: a loopback server is never sent to the environment's
+proxy).
 
 The API server runs in the test's loop; the store's blocking calls run in a worker thread.
 """
@@ -18,8 +20,9 @@ import pytest_asyncio
 import yaml
 from aiohttp import web
 from tests.kubernetes.apiserver import KubeApi
-from tests.kubernetes.test_client_proxy import SERVICE, ForwardProxy
+from tests.kubernetes.test_client_proxy import KUBE_HOST, SERVICE, ForwardProxy, named_kubeconfig
 
+from rollwise.api.errors import TransientError
 from rollwise.platforms.kubernetes.cli_store import KubeCliStore
 from rollwise.platforms.kubernetes.client import KubeClient
 
@@ -89,11 +92,12 @@ async def test_the_cli_store_goes_through_the_proxy_the_environment_names(
 ) -> None:
     kube_api.create(SERVICE)
     monkeypatch.setenv("HTTP_PROXY", proxy.url)
-    found, listed, patched = await with_store(kube_api.kubeconfig_path, read_and_write)
+    path, server = named_kubeconfig(kube_api)
+    found, listed, patched = await with_store(path, read_and_write)
     assert found["spec"]["selector"] == {"app": "myapp"}
     assert listed == ["myapp"]
     assert patched["metadata"]["labels"] == {"via": "proxy"}
-    service = f"{kube_api.url}/api/v1/namespaces/default/services"
+    service = f"{server}/api/v1/namespaces/default/services"
     assert proxy.seen == [f"{service}/myapp", service, f"{service}/myapp", f"{service}/myapp"]
     assert [r.method for r in kube_api.requests_to(None, "/api/v1/namespaces/default/services")][
         -1
@@ -101,20 +105,37 @@ async def test_the_cli_store_goes_through_the_proxy_the_environment_names(
     assert proxy.authorizations == [None] * 4
 
 
-async def test_a_host_no_proxy_names_is_reached_directly_by_the_cli_store(
+async def test_a_host_no_proxy_names_is_not_sent_to_the_proxy_by_the_cli_store(
     kube_api: KubeApi, proxy: RecordingProxy, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # reached directly, where only the proxy knows the name: the store cannot resolve it
+    monkeypatch.setenv("HTTP_PROXY", proxy.url)
+    monkeypatch.setenv("NO_PROXY", f"10.0.0.0/8,{KUBE_HOST}")
+    path, server = named_kubeconfig(kube_api)
+    with pytest.raises(TransientError) as caught:
+        await with_store(path, lambda store: store.get("Service", "myapp"))
+    assert f"cannot reach the Kubernetes API at {server}" in str(caught.value)
+    assert proxy.seen == []
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "localhost"])
+async def test_a_loopback_server_is_reached_directly_by_the_cli_store(
+    kube_api: KubeApi, proxy: RecordingProxy, monkeypatch: pytest.MonkeyPatch, host: str
+) -> None:
+    # a kind cluster on 127.0.0.1 with a corporate proxy set, as kubectl reaches it
     kube_api.create(SERVICE)
     monkeypatch.setenv("HTTP_PROXY", proxy.url)
-    monkeypatch.setenv("NO_PROXY", "localhost,127.0.0.0/8")
-    found, listed, _ = await with_store(kube_api.kubeconfig_path, read_and_write)
+    monkeypatch.setenv("HTTPS_PROXY", proxy.url)
+    path, _ = named_kubeconfig(kube_api, host=host)
+    found, listed, patched = await with_store(path, read_and_write)
     assert found["metadata"]["name"] == "myapp"
     assert listed == ["myapp"]
+    assert patched["metadata"]["labels"] == {"via": "proxy"}
     assert proxy.seen == []
 
 
 def proxied_kubeconfig(kube_api: KubeApi, proxy_url: str) -> Path:
-    """The test server's kubeconfig with a `proxy-url` for its cluster."""
+    """The test server's kubeconfig (127.0.0.1) with a `proxy-url` for its cluster."""
     config = yaml.safe_load(kube_api.kubeconfig_path.read_text())
     config["clusters"][0]["cluster"]["proxy-url"] = proxy_url
     path = kube_api.kubeconfig_path.with_name("proxied-kubeconfig")
@@ -122,11 +143,12 @@ def proxied_kubeconfig(kube_api: KubeApi, proxy_url: str) -> Path:
     return path
 
 
-async def test_proxy_url_credentials_are_sent_to_the_proxy(
+async def test_proxy_url_is_used_for_a_loopback_server_with_its_credentials(
     kube_api: KubeApi, proxy: RecordingProxy, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     kube_api.create(SERVICE)
-    monkeypatch.setenv("NO_PROXY", "127.0.0.1")  # the kubeconfig's proxy-url wins over it
+    # the kubeconfig's proxy-url is for every host, loopback too, and wins over NO_PROXY
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1")
     user_url = proxy.url.replace("http://", "http://deploy%40ci:s%3Acret@")
     path = proxied_kubeconfig(kube_api, user_url)
     found = await with_store(path, lambda store: store.get("Service", "myapp"))

@@ -665,10 +665,49 @@ def test_the_kubeconfig_proxy_url_wins_over_the_environment(
     assert loaded.endpoint.proxy == "http://kube-proxy.test:8888"
 
 
+@pytest.mark.parametrize(
+    "server",
+    [
+        "https://127.0.0.1:6443",
+        "https://127.8.9.10:6443",
+        "https://[::1]:6443",
+        "https://[::ffff:127.0.0.1]:6443",
+        "https://localhost:6443",
+        "https://LocalHost:6443",
+        "http://127.0.0.1:8080",
+    ],
+)
+def test_a_loopback_server_never_takes_the_proxy_of_the_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, server: str
+) -> None:
+    # as Go's httpproxy.useProxy (so kubectl): a kind cluster behind a corporate proxy
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.test:3128")
+    monkeypatch.setenv("HTTP_PROXY", "http://proxy.test:3128")
+    assert load(single(tmp_path / "config", cluster={"server": server})).endpoint.proxy is None
+
+
+@pytest.mark.parametrize("server", ["https://127.0.0.1:6443", "https://localhost:6443"])
+def test_the_kubeconfig_proxy_url_is_for_loopback_servers_too(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, server: str
+) -> None:
+    cluster = {"server": server, "proxy-url": "http://kube-proxy.test:8888"}
+    loaded = load(single(tmp_path / "config", cluster=cluster))
+    assert loaded.endpoint.proxy == "http://kube-proxy.test:8888"
+
+
+def test_in_a_pod_a_loopback_service_host_takes_no_proxy_of_the_environment(
+    service_account: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.test:3128")
+    assert load_configuration().endpoint.proxy == "http://proxy.test:3128"  # 10.96.0.1
+    monkeypatch.setenv("KUBERNETES_SERVICE_HOST", "127.0.0.1")
+    assert load_configuration().endpoint.proxy is None
+
+
 def test_a_socks_proxy_from_the_environment_is_refused(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("HTTPS_PROXY", "socks5://127.0.0.1:1080")
-    message = refused(single(tmp_path / "config"))
+    message = refused(single(tmp_path / "config", cluster={"server": "https://api.test:6443"}))
     assert "socks5://127.0.0.1:1080" in message
     assert "http(s) proxies only" in message

@@ -22,6 +22,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
 import pytest
 import yaml
@@ -404,11 +405,13 @@ def until(read: Callable[[], T], done: Callable[[T], bool], timeout: float = 10.
 
 @dataclass
 class Tunnel:
-    """An HTTP CONNECT proxy: records each CONNECT target and relays the bytes both ways."""
+    """An HTTP CONNECT proxy: records each CONNECT target and relays the bytes both ways, to the
+    address `hosts` maps the target's host to (the proxy's own name resolution)."""
 
     url: str = ""
     targets: list[str] = field(default_factory=list)
     authorizations: list[str | None] = field(default_factory=list)
+    hosts: dict[str, str] = field(default_factory=lambda: {"kubernetes.test": "127.0.0.1"})
 
     async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
@@ -418,7 +421,8 @@ class Tunnel:
             fields = dict(line.split(": ", 1) for line in head.split("\r\n")[1:] if ": " in line)
             self.authorizations.append(fields.get("Proxy-Authorization"))
             host, _, port = target.rpartition(":")
-            upstream_reader, upstream_writer = await asyncio.open_connection(host, int(port))
+            upstream = self.hosts.get(host, host)
+            upstream_reader, upstream_writer = await asyncio.open_connection(upstream, int(port))
             writer.write(b"HTTP/1.1 200 Connection established\r\n\r\n")
             await writer.drain()
             await asyncio.gather(_pipe(reader, upstream_writer), _pipe(upstream_reader, writer))
@@ -443,19 +447,29 @@ async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> N
 async def test_tls_through_a_connect_proxy_keeps_the_server_name(
     tmp_path: Path, pki: Pki, monkeypatch: pytest.MonkeyPatch, credentials: bool
 ) -> None:
+    # The certificate names kubernetes.test only; the tunnel maps that name to 127.0.0.1.
     tunnel = Tunnel()
     proxy = await asyncio.start_server(tunnel.handle, "127.0.0.1", 0)
     try:
         tunnel.url = f"http://127.0.0.1:{proxy.sockets[0].getsockname()[1]}"
         async with serving(pki.named_server) as api:
-            cluster = {
-                "server": api.url,
-                "certificate-authority": str(pki.ca),
-                "tls-server-name": "kubernetes.test",
-            }
-            if credentials:  # the kubeconfig's proxy, with a user
-                cluster["proxy-url"] = tunnel.url.replace("http://", "http://ops:pa%24%24@")
+            port = api.url.rpartition(":")[2]
+            if credentials:
+                # the kubeconfig's proxy, with a user, is for every host, loopback too; the
+                # certificate is checked against tls-server-name
+                cluster = {
+                    "server": api.url,
+                    "certificate-authority": str(pki.ca),
+                    "tls-server-name": "kubernetes.test",
+                    "proxy-url": tunnel.url.replace("http://", "http://ops:pa%24%24@"),
+                }
             else:
+                # the environment's proxy (never for loopback); the certificate is checked
+                # against the tunnel's host, not the proxy's
+                cluster = {
+                    "server": f"https://kubernetes.test:{port}",
+                    "certificate-authority": str(pki.ca),
+                }
                 monkeypatch.setenv("HTTPS_PROXY", tunnel.url)
             assert names(await both_get(write_kubeconfig(tmp_path, cluster))) == [
                 "myapp",
@@ -464,10 +478,30 @@ async def test_tls_through_a_connect_proxy_keeps_the_server_name(
     finally:
         proxy.close()
         await proxy.wait_closed()
-    address = api.url.removeprefix("https://")
+    address = urlsplit(str(cluster["server"])).netloc
     assert tunnel.targets == [f"CONNECT {address}"] * 2
     expected = "Basic " + base64.b64encode(b"ops:pa$$").decode() if credentials else None
     assert tunnel.authorizations == [expected] * 2
+    assert len(api.seen) == 2
+
+
+async def test_a_loopback_server_is_reached_directly_despite_https_proxy(
+    tmp_path: Path, pki: Pki, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    tunnel = Tunnel()
+    proxy = await asyncio.start_server(tunnel.handle, "127.0.0.1", 0)
+    try:
+        monkeypatch.setenv("HTTPS_PROXY", f"http://127.0.0.1:{proxy.sockets[0].getsockname()[1]}")
+        async with serving(pki.server) as api:
+            cluster = {"server": api.url, "certificate-authority": str(pki.ca)}
+            assert names(await both_get(write_kubeconfig(tmp_path, cluster))) == [
+                "myapp",
+                "myapp",
+            ]
+    finally:
+        proxy.close()
+        await proxy.wait_closed()
+    assert tunnel.targets == []
     assert len(api.seen) == 2
 
 

@@ -9,7 +9,8 @@ with the standard library and PyYAML only, as client-go reads it:
   cluster, user or context wins, and the first `current-context` counts. Relative paths in a
   file are relative to that file's folder.
 - cluster: `server`, `certificate-authority(-data)`, `insecure-skip-tls-verify`,
-  `tls-server-name`, `proxy-url` (else `HTTPS_PROXY`/`HTTP_PROXY`/`NO_PROXY`).
+  `tls-server-name`, `proxy-url` (else `HTTPS_PROXY`/`HTTP_PROXY`/`NO_PROXY`, never for
+  localhost or a loopback address).
 - user: `token` (else `tokenFile`, read again every minute), `client-certificate(-data)` and
   `client-key(-data)`, `username`/`password`, `exec` (the client.authentication.k8s.io
   ExecCredential plugins: aws, gke-gcloud-auth-plugin, kubelogin...; run again when the
@@ -359,7 +360,13 @@ def _load_pair(context: ssl.SSLContext, certificate: bytes, key: bytes, source: 
 
 
 def _environment_proxy(scheme: str, host: str) -> str | None:
-    """HTTPS_PROXY / HTTP_PROXY for `scheme`, unless NO_PROXY names `host` (as Go's net/http)."""
+    """HTTPS_PROXY / HTTP_PROXY for `scheme`, unless `host` is loopback or NO_PROXY names it.
+
+    As Go's net/http (httpproxy.useProxy), so as kubectl: `localhost` and loopback addresses
+    are never sent to the environment's proxy (a kind cluster on 127.0.0.1 behind a corporate
+    HTTPS_PROXY is reached directly); a kubeconfig `proxy-url` is not asked here and applies to
+    every host.
+    """
     from urllib.request import (  # type: ignore[attr-defined]
         getproxies_environment,
         proxy_bypass_environment,
@@ -367,12 +374,15 @@ def _environment_proxy(scheme: str, host: str) -> str | None:
 
     proxies = getproxies_environment()
     proxy = proxies.get(scheme)
-    if not proxy:
+    if not proxy or host.lower() == "localhost":
         return None
     try:
         address = ipaddress.ip_address(host)
     except ValueError:
         return None if proxy_bypass_environment(host, proxies) else proxy
+    mapped = getattr(address, "ipv4_mapped", None)  # ::ffff:127.0.0.1 is loopback to Go too
+    if address.is_loopback or (mapped is not None and mapped.is_loopback):
+        return None
     # An IP: NO_PROXY may name it or a CIDR holding it (10.96.0.0/12 for a cluster's services,
     # as Go reads it); the standard library compares the text and mistakes IPv6 for host:port.
     for entry in proxies.get("no", "").split(","):
