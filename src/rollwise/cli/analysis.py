@@ -147,7 +147,8 @@ def list_analysisruns(
 
 
 def terminate_analysisrun(ctx: typer.Context, name: RunName) -> None:
-    """Terminate an analysis run: no new measurements; it ends Successful unless a limit broke."""
+    """Terminate an analysis run: no new measurements; it ends Successful unless a limit broke
+    (or Inconclusive when nothing succeeded and it opts in with rollwise.io/on-terminate)."""
     settings = _settings(ctx)
     with open_store(settings, create=False) as store:
         if store is None:
