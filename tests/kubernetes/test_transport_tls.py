@@ -1,9 +1,10 @@
 """Both transports over TLS: `KubeClient` (aiohttp) and `KubeCliStore` on `BlockingTransport`
 (http.client) against a real HTTPS endpoint, with certificates made by `openssl`.
 
-The endpoint (aiohttp, in the test's loop) answers a GET of one Rollout and a watch of the
-rollouts that sends two events and then stays open; it records the headers of every request and
-the connections it accepted. The blocking transport runs in a worker thread (`asyncio.to_thread`).
+The endpoint (aiohttp, in the test's loop) answers a GET and a PATCH of one Rollout and a watch
+of the rollouts that sends two events and then stays open; it records the method and headers of
+every request and the connections it accepted, and can hang up on a request it has read. The
+blocking transport runs in a worker thread (`asyncio.to_thread`).
 Each case loads a kubeconfig written for it, as a user's would be: the CA as a file or as data,
 a wrong CA, no CA but insecure-skip-tls-verify, tls-server-name, client certificates for an
 endpoint that requires them (mTLS), an exec plugin, the service account in a pod, a CONNECT proxy.
@@ -87,15 +88,23 @@ class Endpoint:
     seen: list[CIMultiDict[str]] = field(default_factory=list)
     connections: list[asyncio.BaseTransport] = field(default_factory=list)
     stopping: asyncio.Event = field(default_factory=asyncio.Event)
+    methods: list[str] = field(default_factory=list)
+    hang_up: list[str] = field(default_factory=list)  # methods to read once and not answer
 
     def _note(self, request: web.Request) -> None:
         self.seen.append(CIMultiDict(request.headers))
+        self.methods.append(request.method)
         if request.transport is not None and request.transport not in self.connections:
             self.connections.append(request.transport)
 
     async def get(self, request: web.Request) -> web.Response:
         self._note(request)
-        return web.json_response(rollout(1))
+        await request.read()
+        if request.method in self.hang_up and request.transport is not None:
+            # the request was read (a write may have been applied), and no answer comes
+            self.hang_up.remove(request.method)
+            request.transport.close()
+        return web.json_response(rollout(1 if request.method == "GET" else 2))
 
     async def watch(self, request: web.Request) -> web.StreamResponse:
         self._note(request)
@@ -135,6 +144,7 @@ async def serving(
     endpoint = Endpoint()
     app = web.Application()
     app.router.add_get(f"{ROLLOUTS}/myapp", endpoint.get)
+    app.router.add_patch(f"{ROLLOUTS}/myapp", endpoint.get)
     app.router.add_get(ROLLOUTS, endpoint.watch)
     runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
     await runner.setup()
@@ -348,6 +358,7 @@ async def test_the_blocking_transport_reconnects_when_the_server_closed_the_idle
         path = write_kubeconfig(tmp_path, {"server": api.url, "certificate-authority": str(pki.ca)})
         transport = BlockingTransport(load_configuration(kubeconfig=str(path)))
         get = Requests("default").get(ARGO, "Rollout", "myapp", "default")
+        patch = Requests("default").merge_patch(ARGO, "Rollout", "myapp", "default", {"a": 1})
         loop = asyncio.get_running_loop()
         # one thread for every call: the transport keeps one connection per thread
         with ThreadPoolExecutor(max_workers=1) as thread:
@@ -360,10 +371,59 @@ async def test_the_blocking_transport_reconnects_when_the_server_closed_the_idle
                 third = await loop.run_in_executor(thread, transport.call, get)
                 assert len(api.connections) == 1
                 assert api.connections[0] not in dropped  # the third call came on a new one
+                # a write, which is never sent twice, goes on a new connection as well
+                dropped = api.drop_connections()
+                await asyncio.sleep(0.05)
+                patched = await loop.run_in_executor(thread, transport.call, patch)
+                assert len(api.connections) == 1
+                assert api.connections[0] not in dropped
             finally:
                 await loop.run_in_executor(thread, transport.close)
-    assert [first, second, third] == [rollout(1)] * 3
-    assert len(api.seen) == 3
+    assert [first, second, third, patched] == [rollout(1)] * 3 + [rollout(2)]
+    assert api.methods == ["GET", "GET", "GET", "PATCH"]
+
+
+async def test_a_read_is_sent_again_when_the_server_hangs_up_on_it(
+    tmp_path: Path, pki: Pki
+) -> None:
+    async with serving(pki.server) as api:
+        path = write_kubeconfig(tmp_path, {"server": api.url, "certificate-authority": str(pki.ca)})
+        transport = BlockingTransport(load_configuration(kubeconfig=str(path)))
+        get = Requests("default").get(ARGO, "Rollout", "myapp", "default")
+        loop = asyncio.get_running_loop()
+        with ThreadPoolExecutor(max_workers=1) as thread:
+            try:
+                await loop.run_in_executor(thread, transport.call, get)
+                api.hang_up.append("GET")  # the kept-alive connection is closed as it is used
+                again = await loop.run_in_executor(thread, transport.call, get)
+            finally:
+                await loop.run_in_executor(thread, transport.close)
+    assert again == rollout(1)
+    assert api.methods == ["GET", "GET", "GET"]
+    assert len(api.connections) == 2
+
+
+async def test_a_write_the_server_hangs_up_on_is_not_sent_again(tmp_path: Path, pki: Pki) -> None:
+    async with serving(pki.server) as api:
+        path = write_kubeconfig(tmp_path, {"server": api.url, "certificate-authority": str(pki.ca)})
+        transport = BlockingTransport(load_configuration(kubeconfig=str(path)))
+        requests = Requests("default")
+        patch = requests.merge_patch(ARGO, "Rollout", "myapp", "default", {"a": 1})
+        loop = asyncio.get_running_loop()
+        with ThreadPoolExecutor(max_workers=1) as thread:
+            try:
+                await loop.run_in_executor(
+                    thread, transport.call, requests.get(ARGO, "Rollout", "myapp", "default")
+                )
+                api.hang_up.append("PATCH")  # read on the kept-alive connection, not answered
+                with pytest.raises(TransientError) as caught:
+                    await loop.run_in_executor(thread, transport.call, patch)
+            finally:
+                await loop.run_in_executor(thread, transport.close)
+    assert api.methods == ["GET", "PATCH"]
+    message = str(caught.value)
+    assert f"cannot patch {patch.what}" in message
+    assert "the PATCH may or may not have been applied" in message
 
 
 async def test_a_watch_over_tls_through_both_transports(tmp_path: Path, pki: Pki) -> None:

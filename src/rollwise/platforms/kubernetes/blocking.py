@@ -7,6 +7,12 @@ fast as one against a local home (importing aiohttp costs about twice the whole 
 `config` (server, TLS, proxy, credentials), same `wire` (paths, bodies, the reading of answers
 and errors). Each thread keeps one keep-alive connection (the dashboard calls from worker
 threads); a watch gets a connection of its own, which `Stream.close` shuts from any thread.
+
+A write is never sent twice (as urllib3 and Go's net/http): before an idle connection is used
+again it is checked for the server having closed it, and opened anew; only a GET is sent once
+more when the connection breaks anyway. A write that breaks off after it was sent fails saying
+it may or may not have been applied (the CLI's writes carry a resourceVersion, so the user may
+run the command again).
 """
 
 from __future__ import annotations
@@ -14,6 +20,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import http.client
+import select
 import socket
 import ssl
 import threading
@@ -77,6 +84,22 @@ def _connection(endpoint: Endpoint, timeout: float | None) -> http.client.HTTPCo
     if proxy is not None:
         connection.set_tunnel(endpoint.host, endpoint.port, headers=_proxy_authorization(endpoint))
     return connection
+
+
+def _closed_by_server(sock: socket.socket) -> bool:
+    """Whether an idle keep-alive connection was closed by the server (urllib3's check).
+
+    An idle connection has nothing to read: readable means end-of-file, a reset, or bytes it
+    should not have; none of them is worth sending a request on.
+    """
+    try:
+        if hasattr(select, "poll"):
+            poller = select.poll()
+            poller.register(sock, select.POLLIN)
+            return bool(poller.poll(0))
+        return bool(select.select([sock], [], [], 0)[0])
+    except (OSError, ValueError):
+        return True
 
 
 def _target(endpoint: Endpoint, request: Request) -> str:
@@ -155,8 +178,7 @@ class BlockingTransport:
             )
         return TransientError(f"cannot reach the Kubernetes API at {url}: {error}")
 
-    def call(self, request: Request) -> Any:
-        """The request's answer (see `wire.read_answer`); TransientError when unreachable."""
+    def _thread_connection(self) -> http.client.HTTPConnection:
         connection: http.client.HTTPConnection | None = getattr(self._local, "connection", None)
         if connection is None:
             connection = self._local.connection = _connection(
@@ -164,20 +186,37 @@ class BlockingTransport:
             )
             with self._lock:
                 self._connections.append(connection)
+        elif connection.sock is not None and _closed_by_server(connection.sock):
+            connection.close()  # opened anew below, before anything is sent
+        return connection
+
+    def call(self, request: Request) -> Any:
+        """The request's answer (see `wire.read_answer`); TransientError when unreachable."""
+        connection = self._thread_connection()
         for attempt in (1, 2):
             reused = connection.sock is not None
+            try:
+                if not reused:
+                    connection.connect()  # TCP, the proxy's CONNECT, TLS: nothing sent yet
+            except (OSError, http.client.HTTPException) as error:
+                connection.close()
+                raise self._failure(error) from error
             try:
                 self._send(connection, request)
                 response = connection.getresponse()
                 text = response.read().decode(errors="replace")
-            except _STALE as error:
-                connection.close()  # http.client opens it again on the next request
-                if reused and attempt == 1:
-                    continue  # the server had closed the idle connection: once more
-                raise self._failure(error) from error
             except (OSError, http.client.HTTPException) as error:
-                connection.close()
-                raise self._failure(error) from error
+                connection.close()  # http.client opens it again on the next request
+                if request.method == "GET":
+                    if reused and attempt == 1 and isinstance(error, _STALE):
+                        continue  # closed as it was taken up: a read is sent once more
+                    raise self._failure(error) from error
+                raise TransientError(
+                    f"cannot {request.verb} {request.what}: the connection to the Kubernetes "
+                    f"API at {self.cluster.endpoint.url} broke off before its answer ({error}); "
+                    f"the {request.method} may or may not have been applied: read it again "
+                    "before trying again"
+                ) from error
             return read_answer(request, response.status, text)
         raise AssertionError("unreachable")
 
