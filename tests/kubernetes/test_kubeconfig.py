@@ -468,6 +468,33 @@ def test_an_exec_plugin_is_run_again_when_its_credential_expires(
     assert len(plugin.runs()) == 2
 
 
+def test_credentials_say_when_a_request_would_renew_them(
+    tmp_path: Path, plugin: Plugin, clock: Clock
+) -> None:
+    # `due()` is what KubeClient asks to run the renewal in a thread (and only then)
+    loaded = load(single(tmp_path / "a", user={"exec": plugin.exec(lifetime="600")}))
+    credentials = loaded.credentials
+    assert credentials.due()  # nothing cached yet: the first request runs the plugin
+    assert plugin.runs() == []  # asking runs nothing
+    header(loaded, "Authorization")
+    assert not credentials.due()
+    clock.offset += 600 - config.EXEC_EXPIRY_MARGIN - config.DUE_MARGIN
+    assert credentials.due()  # about to be renewed
+    assert len(plugin.runs()) == 1
+    token = tmp_path / "token"
+    token.write_text("t")
+    from_file = load(single(tmp_path / "b", user={"tokenFile": str(token)})).credentials
+    assert from_file.due()
+    from_file.headers()
+    assert not from_file.due()
+    clock.offset += config.TOKEN_FILE_REFRESH
+    assert from_file.due()
+    assert not load(single(tmp_path / "c", user={"token": "t"})).credentials.due()
+    assert not load(
+        single(tmp_path / "d", user={"username": "u", "password": "p"})
+    ).credentials.due()
+
+
 def test_an_exec_credential_about_to_expire_is_not_reused(tmp_path: Path, plugin: Plugin) -> None:
     loaded = load(single(tmp_path / "config", user={"exec": plugin.exec(lifetime="-30")}))
     assert header(loaded, "Authorization") == ["Bearer exec-1"]

@@ -8,10 +8,13 @@ This module moves the bytes: one aiohttp session (TLS from the kubeconfig, the p
 by `config` — aiohttp's own environment lookup would read `~/.netrc` and the proxy variables in
 a worker thread before every request, a third of the controller's CPU in a wave of updates),
 each request through the rate limiter, and connection failures and timeouts as TransientError.
+Credentials that are due for renewal (an exec plugin, a token file) are renewed in a worker
+thread, so a plugin's second does not stop the loop.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncGenerator, Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -88,12 +91,19 @@ class KubeClient:
     ) -> aiohttp.ClientResponse:
         await self._limiter.acquire()
         endpoint = self._endpoint
+        credentials = self._cluster.credentials
+        if credentials.due():
+            # an exec plugin (`aws eks get-token`: about a second) or the token file, off the
+            # loop; not every request: a hand-off to a thread each cost a third of the CPU
+            authentication = await asyncio.to_thread(credentials.headers)
+        else:
+            authentication = credentials.headers()
         try:
             return await self._session.request(
                 request.method,
                 endpoint.url + request.target,
                 data=request.payload(),
-                headers=[*request.headers().items(), *self._cluster.credentials.headers()],
+                headers=[*request.headers().items(), *authentication],
                 proxy=endpoint.proxy,
                 server_hostname=endpoint.server_hostname,
                 timeout=limits,

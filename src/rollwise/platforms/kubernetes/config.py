@@ -48,6 +48,7 @@ from rollwise.api.errors import UserError
 SERVICE_ACCOUNT = Path("/var/run/secrets/kubernetes.io/serviceaccount")
 TOKEN_FILE_REFRESH = 60.0  # seconds, as client-go re-reads a token file
 EXEC_EXPIRY_MARGIN = 10.0  # seconds before expirationTimestamp an exec credential is renewed
+DUE_MARGIN = 1.0  # seconds before a renewal `Credentials.due` says so (it is asked just before)
 
 Obj = dict[str, Any]
 
@@ -68,7 +69,12 @@ class Endpoint:
 
 @dataclass
 class Credentials:
-    """What authenticates each request; `headers()` is called per request and is cheap."""
+    """What authenticates each request; `headers()` is called per request.
+
+    It is cheap except when `due()`: then it runs the exec plugin (`aws eks get-token`, about a
+    second) or reads the token file, which an event loop does in a worker thread. One caller at
+    a time renews; the others wait for its token (the lock), and read a valid one without it.
+    """
 
     source: str  # for messages
     token: str | None = None
@@ -96,11 +102,22 @@ class Credentials:
         headers.extend(("Impersonate-Group", group) for group in groups)
         return headers
 
+    def due(self) -> bool:
+        """Whether `headers()` would run the exec plugin or read the token file (within
+        DUE_MARGIN seconds: the caller decides, then calls it)."""
+        if self.token or (self.token_file is None and self.exec_config is None):
+            return False
+        cached = self._cached
+        return cached is None or time.monotonic() + DUE_MARGIN >= cached[1]
+
     def _bearer(self) -> str | None:
         if self.token:
             return self.token
         if self.token_file is None and self.exec_config is None:
             return None
+        cached = self._cached  # a valid token is read without waiting for a renewal's lock
+        if cached is not None and time.monotonic() < cached[1]:
+            return cached[0]
         with self._lock:
             now = time.monotonic()
             if self._cached is not None and now < self._cached[1]:
