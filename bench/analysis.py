@@ -214,13 +214,15 @@ def run() -> Section:
             section.what += "\n" + "\n".join(table)
             section.notes += [
                 "Where the controller's CPU goes (a cProfile at M = 500: "
-                "`ROLLWISE_BENCH_PROFILE=FILE python -m bench analysis`): deep copies of each "
-                "run's status by the core's planner (`model_copy(deep=True)`, several per "
-                "measurement, ~60 µs each for a status with 10 kept measurements), a new "
-                "aiohttp session and TCP connection for every query (`providers.http.fetch`), "
-                "SQLite reads and writes of the run, JSON. Not changed here (no budget in "
-                "DESIGN.md): copying through `copy_with()` is 2.3 times faster, and one "
-                "session per Prometheus would save a connection per query.",
+                "`ROLLWISE_BENCH_PROFILE=FILE python -m bench analysis`): about a quarter each "
+                "in the Prometheus request (aiohttp) and in the core's planner (mostly "
+                "pydantic validation of the run), then SQLite reads and writes, JSON. Fixed "
+                "after the first runs, which "
+                "sustained 350–420 measurements/s at M = 500 and 1000: the planner deep-copied "
+                "each run's status several times per measurement (`model_copy(deep=True)`, "
+                "now `copy_with()`, about 3 times faster), and every query opened an aiohttp "
+                "session and a TCP connection of its own (the controllers now share one "
+                "connection pool, `providers.http.shared_session`).",
                 "A run falling behind measures less often; it never skips to a wrong result: "
                 "every measurement still queries Prometheus and is judged.",
             ]
