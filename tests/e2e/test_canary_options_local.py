@@ -158,7 +158,12 @@ def test_dynamic_stable_scale_and_an_abort_verified_at_every_entrance(
     )
     assert replica_sets(home)["yellow"]["spec"]["replicas"] == 2
     assert_split(served(home, "myapp.localhost", 100), {"blue": 50, "yellow": 50})
-    assert served(home, "myapp.localhost", 10, **{"X-Canary": "true"}) == {"yellow": 10}
+    # The header route is written with the step; Traefik serves it after its next reload.
+    wait_until(
+        lambda: served(home, "myapp.localhost", 10, **{"X-Canary": "true"}) == {"yellow": 10},
+        timeout=10,
+        what="the header route served by Traefik",
+    )
 
     rollwise(home, "abort", "myapp")
     wait_until(
