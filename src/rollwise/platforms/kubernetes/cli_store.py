@@ -4,8 +4,9 @@ Where it sits: `rollwise.cli.state.open_store` hands a `KubeCliStore` to the ver
 context is `kubernetes`, so `get`, `promote`, `apply`... make the same calls as against a local
 home (`SqliteStore`: get, list, create, update, update_status, patch(merge=), apply, transaction,
 revision) and the cluster answers them, like `kubectl argo rollouts` ("there is no Argo Rollouts
-API"). It is synchronous, like the verbs: a private asyncio loop runs in a daemon thread and owns
-the `KubeClient`; each call submits one coroutine there and waits for it.
+API"). It is synchronous, like the verbs, and sends the same `wire` requests as the controller's
+`KubeClient` through `BlockingTransport` (the standard library: no asyncio, no aiohttp, so a
+command against a cluster starts as fast as a local one).
 
 How the local store's guarantees carry over:
 - A read-modify-write runs inside `transaction()`. Every object read there is remembered with
@@ -13,9 +14,9 @@ How the local store's guarantees carry over:
   server refuses (409, `ConflictError`) a write computed from a stale read; the CLI then runs the
   whole read-modify-write again (`rollwise.cli.state.read_modify_write`), as Argo's CLI retries
   on conflict. `update` and `update_status` send the resourceVersion of the object they are given.
-- Patches are JSON merge patches (`application/merge-patch+json`, never the JSON-Patch default of
-  the generated client). A status patch goes to the status subresource; a kind whose CRD has
-  none (404 there) gets the same patch on the object, as Argo's CLI falls back for old CRDs.
+- Patches are JSON merge patches (`application/merge-patch+json`, never JSON Patch). A status
+  patch goes to the status subresource; a kind whose CRD has none (404 there) gets the same
+  patch on the object, as Argo's CLI falls back for old CRDs.
 - `apply` is server-side apply with its own field manager (`rollwise-apply`, forced): the fields
   a file sets become the file's, fields others own and the file does not set (the controller's
   status, `spec.paused` from `rollwise pause`, the hash the controller adds to a Service's
