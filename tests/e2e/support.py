@@ -138,6 +138,10 @@ def controller(home: Path) -> Iterator[ControllerProcess]:
         yield process
     finally:
         process.stop()
+        # pytest shows this only for a failed test: what the controller said last
+        if process.log.exists():
+            tail = process.log.read_text(errors="replace").splitlines()[-60:]
+            print("--- the controller's log, last lines:", *tail, sep="\n")
 
 
 def store_of(home: Path) -> SqliteStore:
