@@ -29,7 +29,7 @@ spec:
   metrics:
   - name: color
     count: 2
-    interval: 1s
+    interval: 5s
     successCondition: result == "{{args.color}}"
     provider:
       web:
@@ -113,6 +113,8 @@ def test_an_experiment_runs_its_templates_judges_them_and_scales_down(
     manifest.write_text(TEMPLATE + "---\n" + experiment(web_port(home)))
     rollwise(home, "apply", "-f", str(manifest))
 
+    # Running lasts from the templates' readiness until the analysis' second measurement
+    # (`interval` later): wide enough for this poll on a loaded machine (at 1s it was missed).
     running = wait_until(lambda: in_phase(home, "Running"), timeout=60, what="experiment Running")
     statuses = {t["name"]: t for t in running["status"]["templateStatuses"]}
     assert statuses["purple"]["availableReplicas"] == 2
