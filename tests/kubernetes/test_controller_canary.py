@@ -103,3 +103,23 @@ async def test_events_the_api_server_refuses_do_not_hold_the_rollout(kube_api: K
         # The controller's own record still has them (metrics, notifications).
         reasons = {event["reason"] for event in controller.store.events(kind="Rollout")}
         assert {"RolloutUpdated", "RolloutPaused"} <= reasons
+
+
+async def test_a_request_the_controllers_account_may_not_make_does_not_mark_the_rollout_invalid(
+    kube_api: KubeApi,
+) -> None:
+    # RBAC without the right to create ReplicaSets (or an expired token): the account must
+    # change, not the Rollout. Argo logs and retries; so does rollwise, and it goes on once
+    # the right is granted.
+    seed(kube_api, SEED_SERVICE, SEED_ROLLOUT)
+    replica_sets_path = "/apis/apps/v1/namespaces/default/replicasets"
+    kube_api.fail("POST", replica_sets_path, status=403, times=None)
+    async with KubeControllerManager(kube_api), running_controller(kube_api):
+        await kube_api.wait_for(
+            lambda: len(kube_api.requests_to("POST", replica_sets_path)) >= 2, timeout=20
+        )
+        conditions = {c["type"] for c in status(kube_api).get("conditions") or []}
+        assert "InvalidSpec" not in conditions
+        assert status(kube_api).get("phase") != "Degraded"
+        kube_api.clear_faults()
+        await kube_api.wait_for(lambda: status(kube_api).get("phase") == "Healthy", timeout=30)

@@ -24,6 +24,14 @@ class NotFoundError(UserError):
     """The named object does not exist; tell the person which one and where we looked."""
 
 
+class ClusterAccessError(UserError):
+    """rollwise may not reach the Kubernetes API as configured: the server refused the
+    credentials (401), the RBAC rules do not allow the request (403), the server's certificate
+    is not trusted, a credential plugin failed. The account or the kubeconfig must change, not
+    the object: a person is told; the controller logs it and retries with back-off, without
+    marking the object it was working on invalid."""
+
+
 class UnsupportedError(UserError):
     """The input is valid but asks for something rollwise does not do (yet), such as a traffic
     router it has no implementation of: tell the person what is supported. Do not retry."""

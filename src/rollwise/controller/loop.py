@@ -7,8 +7,8 @@ Keys of one object never run concurrently: a key that falls due while its reconc
 again once it ends. Different objects run concurrently, at most `workers[kind]` of a kind at a
 time when a limit is given (Argo's `--rollout-threads`, `--analysis-threads`...). A reconcile
 that raises is retried with the work queue's capped back-off and counted in `/metrics`; a
-TransientError (the store locked or full, the proxy away) is logged in one line, anything else
-with its traceback.
+TransientError (the store locked or full, the proxy away) or ClusterAccessError (RBAC, expired
+credentials) is logged in one line, anything else with its traceback.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ import time
 from collections.abc import Mapping
 from typing import Protocol
 
-from rollwise.api.errors import TransientError
+from rollwise.api.errors import ClusterAccessError, TransientError
 from rollwise.controller.metrics import ControllerMetrics
 from rollwise.controller.reconciler import Outcome
 from rollwise.controller.workqueue import WorkQueue
@@ -81,8 +81,9 @@ class ReconcileLoop:
                         kind, namespace, name, seconds=time.perf_counter() - started, failed=True
                     )
                     delay = self.queue.fail(key, now=time.monotonic())
-                    if isinstance(error, TransientError):
-                        # Expected (a store lock held, a full disk, the proxy away): one line.
+                    if isinstance(error, TransientError | ClusterAccessError):
+                        # Expected (a store lock held, a full disk, the proxy away, the
+                        # account's rights or credentials): one line.
                         log.error(
                             "reconcile of %s failed; retrying in %.2fs: %s", key, delay, error
                         )

@@ -20,7 +20,7 @@ from typing import Any, Protocol
 
 from pydantic import ValidationError
 
-from rollwise.api.errors import ConflictError, NotFoundError, UserError
+from rollwise.api.errors import ClusterAccessError, ConflictError, NotFoundError, UserError
 from rollwise.api.models import Rollout, RolloutStatus
 from rollwise.core import actions as act
 from rollwise.core.observed import Observed
@@ -85,8 +85,10 @@ class RolloutReconciler:
                 if not isinstance(action, act.EmitEvent):
                     await self.executor.execute(raw, rollout, action)
         except UserError as error:
-            if isinstance(error, NotFoundError):
-                raise  # an object went away meanwhile: retried with back-off
+            if isinstance(error, NotFoundError | ClusterAccessError):
+                # An object went away meanwhile, or the controller's own account may not do
+                # this (RBAC, expired credentials): not the Rollout's fault, retried with back-off.
+                raise
             # The spec asks for something that cannot work (an unsupported traffic router, a
             # route missing from the VirtualService): say so where the user looks, and retry
             # at the error interval in case what was missing appears.

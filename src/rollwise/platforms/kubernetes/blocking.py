@@ -28,7 +28,7 @@ from collections.abc import Iterator
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-from rollwise.api.errors import TransientError, UserError
+from rollwise.api.errors import ClusterAccessError, TransientError
 from rollwise.platforms.kubernetes.config import ClusterConfig, Endpoint
 from rollwise.platforms.kubernetes.wire import Request, WatchEvent, read_answer, read_watch_line
 
@@ -172,7 +172,7 @@ class BlockingTransport:
     def _failure(self, error: Exception) -> Exception:
         url = self.cluster.endpoint.url
         if isinstance(error, ssl.SSLCertVerificationError):
-            return UserError(
+            return ClusterAccessError(
                 f"the Kubernetes API at {url} is not trusted: {error.verify_message} (check "
                 f"certificate-authority in {self.cluster.source})"
             )

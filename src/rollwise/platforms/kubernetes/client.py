@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import aiohttp
 
-from rollwise.api.errors import TransientError, UserError
+from rollwise.api.errors import ClusterAccessError, TransientError, UserError
 from rollwise.platforms.kubernetes.config import ClusterConfig, load_configuration
 from rollwise.platforms.kubernetes.ratelimit import DEFAULT_BURST, DEFAULT_QPS, RateLimiter
 from rollwise.platforms.kubernetes.wire import (
@@ -92,12 +92,15 @@ class KubeClient:
         await self._limiter.acquire()
         endpoint = self._endpoint
         credentials = self._cluster.credentials
-        if credentials.due():
-            # an exec plugin (`aws eks get-token`: about a second) or the token file, off the
-            # loop; not every request: a hand-off to a thread each cost a third of the CPU
-            authentication = await asyncio.to_thread(credentials.headers)
-        else:
-            authentication = credentials.headers()
+        try:
+            if credentials.due():
+                # an exec plugin (`aws eks get-token`: about a second) or the token file, off
+                # the loop; not every request: a hand-off to a thread each cost a third of the CPU
+                authentication = await asyncio.to_thread(credentials.headers)
+            else:
+                authentication = credentials.headers()
+        except UserError as error:  # the plugin failed, the token file went away
+            raise ClusterAccessError(str(error)) from error
         try:
             return await self._session.request(
                 request.method,
@@ -109,7 +112,7 @@ class KubeClient:
                 timeout=limits,
             )
         except aiohttp.ClientConnectorCertificateError as error:
-            raise UserError(
+            raise ClusterAccessError(
                 f"the Kubernetes API at {endpoint.url} is not trusted: {error.certificate_error} "
                 f"(check certificate-authority in {self._cluster.source})"
             ) from error

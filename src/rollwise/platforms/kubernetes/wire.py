@@ -22,6 +22,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 from rollwise.api.errors import (
+    ClusterAccessError,
     ConflictError,
     NotFoundError,
     RollwiseError,
@@ -118,7 +119,7 @@ def error_for(cause: ApiStatusError, *, verb: str, what: str) -> RollwiseError:
     if status == 410:
         return GoneError(f"cannot {verb} {what}: {message}")
     if status in (401, 403):
-        return UserError(
+        return ClusterAccessError(
             f"not allowed to {verb} {what}: {message} (check the credentials and the RBAC "
             "rules of the account rollwise runs as)"
         )
