@@ -60,6 +60,7 @@ from tests.kubernetes.apiserver import (
 )
 from tests.kubernetes.world import SEED_ROLLOUT, SEED_SERVICE, running_controller
 
+from bench.child import answer
 from rollwise.core.hashing import pod_template_hash
 
 Obj = dict[str, Any]
@@ -358,7 +359,7 @@ async def serve(directory: Path, *, count: int, replicas: int) -> None:
             mock = Mock(api, store, count, names)
             store.dirty_replica_sets.clear()
             async with IncrementalControllerManager(api):
-                _answer(
+                answer(
                     {
                         "ready": True,
                         "kubeconfig": str(api.kubeconfig_path),
@@ -384,25 +385,20 @@ async def _commands(mock: Mock) -> None:
         command = json.loads(line)
         match command["cmd"]:
             case "wave":
-                _answer(
+                answer(
                     await mock.wave(
                         int(command["start"]), int(command["count"]), str(command["image"])
                     )
                 )
             case "wave_wait":
-                _answer(await mock.wave_wait(float(command["timeout"])))
+                answer(await mock.wave_wait(float(command["timeout"])))
             case "stats":
-                _answer(mock.stats())
+                answer(mock.stats())
             case "quit":
-                _answer({"bye": True})
+                answer({"bye": True})
                 return
             case other:
-                _answer({"error": f"unknown command {other}"})
-
-
-def _answer(data: dict[str, Any]) -> None:
-    sys.stdout.write(json.dumps(data) + "\n")
-    sys.stdout.flush()
+                answer({"error": f"unknown command {other}"})
 
 
 def main() -> None:

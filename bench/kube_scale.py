@@ -32,9 +32,9 @@ import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
+from bench.child import answer, cpu_s, rss_kb, serve_commands
 from bench.report import REPO, Budget, Row, Section, Summary
 
 REPLICAS = 5
@@ -86,18 +86,6 @@ WAVE_TIMEOUT_S = 1800.0
 # --- the controller process ------------------------------------------------------------------
 
 
-def _rss_kb(field: str = "VmRSS") -> int:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith(f"{field}:"):
-            return int(line.split()[1])
-    raise RuntimeError(f"no {field} in /proc/self/status")
-
-
-def _cpu_s() -> float:
-    times = os.times()
-    return times.user + times.system
-
-
 @dataclass
 class Timings:
     durations: list[float] = field(default_factory=list)
@@ -136,11 +124,6 @@ class TimedReconciler:
                 self.timings.seen.add(name)
 
 
-def _answer(data: dict[str, Any]) -> None:
-    sys.stdout.write(json.dumps(data) + "\n")
-    sys.stdout.flush()
-
-
 async def _controller_child(kubeconfig: str, *, qps: float, burst: int) -> None:
     from rollwise.controller.kubernetes import KubeController, KubeOptions
     from rollwise.platforms.kubernetes.client import KubeClient
@@ -152,12 +135,12 @@ async def _controller_child(kubeconfig: str, *, qps: float, burst: int) -> None:
     for kind, reconciler in list(controller.loop.reconcilers.items()):
         controller.loop.reconcilers[kind] = TimedReconciler(reconciler, kind, timings)
     gc.collect()
-    base_rss, base_cpu, started = _rss_kb(), _cpu_s(), time.monotonic()
+    base_rss, base_cpu, started = rss_kb(), cpu_s(), time.monotonic()
     task = asyncio.create_task(controller.run())
     try:
         await controller.store.wait_synced()
         synced = time.monotonic()
-        synced_cpu = _cpu_s()
+        synced_cpu = cpu_s()
         rollouts = len(controller.store.list("Rollout", None))
         loop = controller.loop
         while len(timings.seen) < rollouts or loop.running or len(loop.queue):
@@ -166,7 +149,7 @@ async def _controller_child(kubeconfig: str, *, qps: float, burst: int) -> None:
             await asyncio.sleep(0.02)
         resynced = time.monotonic()
         gc.collect()
-        _answer(
+        answer(
             {
                 "rollouts": rollouts,
                 "cached": {
@@ -179,46 +162,20 @@ async def _controller_child(kubeconfig: str, *, qps: float, burst: int) -> None:
                     for kind, informer in controller.store.informers.items()
                 },
                 "base_rss_kb": base_rss,
-                "rss_kb": _rss_kb(),
+                "rss_kb": rss_kb(),
                 "sync_s": synced - started,
                 "sync_cpu_s": synced_cpu - base_cpu,
                 "resync_s": resynced - synced,
-                "resync_cpu_s": _cpu_s() - synced_cpu,
+                "resync_cpu_s": cpu_s() - synced_cpu,
                 "durations": timings.durations,
                 "failures": timings.failures,
             }
         )
-        await _controller_commands(controller, timings)
+        await serve_commands(controller, timings)
     finally:
         controller.stop()
         await asyncio.wait_for(task, 60)
         await client.close()
-
-
-async def _controller_commands(controller: Any, timings: Timings) -> None:
-    loop = asyncio.get_running_loop()
-    mark_cpu, mark_at = _cpu_s(), time.monotonic()
-    timings.reset()
-    while True:
-        line = await loop.run_in_executor(None, sys.stdin.readline)
-        if not line or json.loads(line)["cmd"] == "quit":
-            return
-        now_cpu, now = _cpu_s(), time.monotonic()
-        _answer(
-            {
-                "wall_s": now - mark_at,
-                "cpu_s": now_cpu - mark_cpu,
-                "rss_kb": _rss_kb(),
-                "rss_peak_kb": _rss_kb("VmHWM"),
-                "durations": timings.durations,
-                "failures": timings.failures,
-                "counts": timings.counts,
-                "queued": len(controller.loop.queue),
-                "running": len(controller.loop.running),
-            }
-        )
-        mark_cpu, mark_at = now_cpu, now
-        timings.reset()
 
 
 # --- the orchestrator ------------------------------------------------------------------------

@@ -39,6 +39,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from bench.child import answer, cpu_s, rss_kb, serve_commands
 from bench.kube_scale import Child, TimedReconciler, Timings
 from bench.memory import _clone
 from bench.reconcile import NAME, NAMESPACE, SettledHome
@@ -56,23 +57,6 @@ POLL_S = 0.02
 WAVE_TIMEOUT_S = 1200.0
 BUDGET_KB = 100.0
 BUDGET_MS = 50.0
-
-
-def _rss_kb(field: str = "VmRSS") -> int:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith(f"{field}:"):
-            return int(line.split()[1])
-    raise RuntimeError(f"no {field} in /proc/self/status")
-
-
-def _cpu_s() -> float:
-    times = os.times()
-    return times.user + times.system
-
-
-def _answer(data: dict[str, Any]) -> None:
-    sys.stdout.write(json.dumps(data) + "\n")
-    sys.stdout.flush()
 
 
 # --- the controller process ------------------------------------------------------------------
@@ -124,7 +108,7 @@ async def _controller_child(home: Path) -> None:
     for kind, reconciler in list(controller.loop.reconcilers.items()):
         controller.loop.reconcilers[kind] = TimedReconciler(reconciler, kind, timings)
     gc.collect()
-    base_rss, base_cpu, started = _rss_kb(), _cpu_s(), time.monotonic()
+    base_rss, base_cpu, started = rss_kb(), cpu_s(), time.monotonic()
     rollouts = len(controller.store.list("Rollout", None))
     task = asyncio.create_task(controller.run())
     try:
@@ -144,47 +128,23 @@ async def _controller_child(home: Path) -> None:
         replica_sets = len(controller.store.list("ReplicaSet", None))
         list_ms = (time.perf_counter() - listed) * 1000
         gc.collect()
-        _answer(
+        answer(
             {
                 "rollouts": rollouts,
                 "replica_sets": replica_sets,
                 "list_replica_sets_ms": list_ms,
                 "base_rss_kb": base_rss,
-                "rss_kb": _rss_kb(),
+                "rss_kb": rss_kb(),
                 "start_s": resynced - started,
-                "start_cpu_s": _cpu_s() - base_cpu,
+                "start_cpu_s": cpu_s() - base_cpu,
                 "durations": timings.durations,
                 "failures": timings.failures,
             }
         )
-        await _commands(controller, timings)
+        await serve_commands(controller, timings)
     finally:
         controller.stop()
         await asyncio.wait_for(task, 60)
-
-
-async def _commands(controller: Any, timings: Timings) -> None:
-    loop = asyncio.get_running_loop()
-    mark_cpu, mark_at = _cpu_s(), time.monotonic()
-    timings.reset()
-    while True:
-        line = await loop.run_in_executor(None, sys.stdin.readline)
-        if not line or json.loads(line)["cmd"] == "quit":
-            return
-        now_cpu, now = _cpu_s(), time.monotonic()
-        _answer(
-            {
-                "wall_s": now - mark_at,
-                "cpu_s": now_cpu - mark_cpu,
-                "rss_kb": _rss_kb(),
-                "rss_peak_kb": _rss_kb("VmHWM"),
-                "durations": timings.durations,
-                "failures": timings.failures,
-                "counts": timings.counts,
-            }
-        )
-        mark_cpu, mark_at = now_cpu, now
-        timings.reset()
 
 
 # --- the user's side -------------------------------------------------------------------------

@@ -23,6 +23,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from bench.child import rss_kb
 from bench.reconcile import NAME, NAMESPACE, SettledHome, check_noop
 from bench.report import REPO, Budget, Row, Section, Summary
 from rollwise.api.models import Rollout
@@ -36,13 +37,6 @@ SAMPLE = 100
 BUDGET_KB = 100.0
 TARGET_ROLLOUTS = 10_000
 CHILD_TIMEOUT_S = 600.0
-
-
-def _rss_kb(field: str = "VmRSS") -> int:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith(f"{field}:"):
-            return int(line.split()[1])
-    raise RuntimeError(f"no {field} in /proc/self/status")
 
 
 def _clone(
@@ -84,7 +78,7 @@ async def _child(count: int, home: Path) -> dict[str, Any]:
             store, "ReplicaSet", NAMESPACE, owner_kind="Rollout", owner=NAME
         )
         gc.collect()
-        before_kb = _rss_kb()
+        before_kb = rss_kb()
         start = time.perf_counter()
         with store.transaction():
             for i in range(1, count):
@@ -125,8 +119,8 @@ async def _child(count: int, home: Path) -> dict[str, Any]:
             "rollouts": len(keys),
             "replica_sets": len(store.list("ReplicaSet", None)),
             "rss_before_kb": before_kb,
-            "rss_after_kb": _rss_kb(),
-            "rss_peak_kb": _rss_kb("VmHWM"),
+            "rss_after_kb": rss_kb(),
+            "rss_peak_kb": rss_kb("VmHWM"),
             "fill_s": fill_s,
             "resync_s": resync_s,
             "resync_writes": writes,
