@@ -32,8 +32,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bench.report import Row, Section, Summary
-from bench.traffic import _start_app, _until_verified
-from rollwise.platforms.local.dataplane import DataPlane, LocalRouter, ServiceBackends
+from bench.traffic import _start_app, start_routed
+from rollwise.platforms.local.dataplane import DataPlane
 from rollwise.platforms.local.traefik import TraefikProcess
 
 DURATION_S = 5.0
@@ -123,23 +123,7 @@ def _load(url: str, *, connections: int, host: str | None, wrk: bool) -> Load:
 
 
 async def _start_traefik(home: Path, port: int) -> tuple[TraefikProcess, DataPlane]:
-    traefik = TraefikProcess(home)
-    dataplane = DataPlane(home, traefik)
-    await traefik.start_or_adopt()
-    await dataplane.update_services(
-        [
-            ServiceBackends(name="myapp-stable", endpoints=(f"127.0.0.1:{port}",)),
-            ServiceBackends(name="myapp-canary", endpoints=(f"127.0.0.1:{port}",)),
-        ]
-    )
-    router = LocalRouter(
-        dataplane,
-        namespace="default",
-        rollout="myapp",
-        stable_service="myapp-stable",
-        canary_service="myapp-canary",
-    )
-    await _until_verified(router, 0)  # Traefik serves the route
+    traefik, dataplane, _ = await start_routed(home, stable_port=port, canary_port=port)
     return traefik, dataplane
 
 

@@ -96,15 +96,19 @@ class Measured:
     split: str
 
 
-async def _measure(home: Path, ports: dict[str, int]) -> Measured:
+async def start_routed(
+    home: Path, *, stable_port: int, canary_port: int
+) -> tuple[TraefikProcess, DataPlane, LocalRouter]:
+    """A real Traefik routing the Rollout `myapp` (Services myapp-stable and myapp-canary) as
+    the local controller does, once it serves the route at weight 0."""
     traefik = TraefikProcess(home)
     dataplane = DataPlane(home, traefik)
     try:
         await traefik.start_or_adopt()
         await dataplane.update_services(
             [
-                ServiceBackends(name="myapp-stable", endpoints=(f"127.0.0.1:{ports['blue']}",)),
-                ServiceBackends(name="myapp-canary", endpoints=(f"127.0.0.1:{ports['yellow']}",)),
+                ServiceBackends(name="myapp-stable", endpoints=(f"127.0.0.1:{stable_port}",)),
+                ServiceBackends(name="myapp-canary", endpoints=(f"127.0.0.1:{canary_port}",)),
             ]
         )
         router = LocalRouter(
@@ -115,6 +119,18 @@ async def _measure(home: Path, ports: dict[str, int]) -> Measured:
             canary_service="myapp-canary",
         )
         await _until_verified(router, 0)  # Traefik has loaded the first configuration
+    except BaseException:
+        await dataplane.close()
+        await traefik.stop()
+        raise
+    return traefik, dataplane, router
+
+
+async def _measure(home: Path, ports: dict[str, int]) -> Measured:
+    traefik, dataplane, router = await start_routed(
+        home, stable_port=ports["blue"], canary_port=ports["yellow"]
+    )
+    try:
         seconds: list[float] = []
         polls: list[int] = []
         for i in range(CHANGES):

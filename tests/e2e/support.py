@@ -35,7 +35,7 @@ def rollout_yaml(*, pause: str = "1s", replicas: int = 5, image: str = f"{IMAGE}
     return text.replace(f"{IMAGE}:blue", image)
 
 
-def _kill_leftovers(home: Path) -> None:
+def kill_leftovers(home: Path) -> None:
     """Last resort: SIGKILL every process the home's records name."""
     pids: list[int] = []
     db = home / "state.db"
@@ -68,7 +68,7 @@ def home(tmp_path: Path) -> Iterator[Path]:
         try:
             asyncio.run(asyncio.wait_for(stop_home(path), 30))
         finally:
-            _kill_leftovers(path)
+            kill_leftovers(path)
 
 
 def rollwise(home: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:

@@ -67,7 +67,7 @@ from pathlib import Path
 from random import Random
 from typing import Any
 
-from tests.e2e.support import IMAGE, ControllerProcess, rollwise, web_port
+from tests.e2e.support import IMAGE, ControllerProcess, kill_leftovers, rollwise, web_port
 from tests.notify.receiving import Receiver, running_receiver
 
 from rollwise.controller.local import stop_home
@@ -837,25 +837,6 @@ def background_traffic(home: Path, host: str) -> Iterator[None]:
         worker.join(timeout=5)
 
 
-def _kill_leftovers(home: Path) -> None:
-    """Last resort: SIGKILL every process the home's records name."""
-    pids: list[int] = []
-    if (home / "state.db").exists():
-        with SqliteStore(home / "state.db") as store:
-            for pod in store.list("Pod", None):
-                pid = (pod["metadata"].get("annotations") or {}).get("rollwise.io/pid")
-                if pid:
-                    pids.append(int(pid))
-    state = home / "traefik" / "state.json"
-    if state.exists():
-        pid = json.loads(state.read_text()).get("pid")
-        if pid:
-            pids.append(int(pid))
-    for pid in pids:
-        with contextlib.suppress(OSError):
-            os.killpg(pid, signal.SIGKILL)
-
-
 @contextlib.contextmanager
 def scenario_home(path: Path) -> Iterator[Path]:
     """A home whose pods and Traefik are stopped when the block ends, however it ends."""
@@ -866,7 +847,7 @@ def scenario_home(path: Path) -> Iterator[Path]:
         try:
             asyncio.run(asyncio.wait_for(stop_home(path), 30))
         finally:
-            _kill_leftovers(path)
+            kill_leftovers(path)
 
 
 @contextlib.contextmanager
